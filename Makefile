@@ -1,0 +1,48 @@
+# One venv at the repository root; every target installs what it needs first,
+# so `make run` and `make test` each work as the first command on a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-unit test-integration check bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@# The repository root and each service folder go on sys.path (a plain .pth,
+	@# not setuptools' editable finder, which a same-named folder would shadow).
+	@$(BIN)/python -c "import pathlib, sysconfig; root = pathlib.Path.cwd(); \
+	dirs = ['.', 'market-data-gateway', 'regime-detection', 'risk-management', 'execution']; \
+	pathlib.Path(sysconfig.get_paths()['purelib'], 'tradestack.pth').write_text(''.join(f'{(root / d).resolve()}\\n' for d in dirs))"
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/python -m shared.runner
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: install
+	$(BIN)/python -m pytest -q tests/integration
+
+check: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared market-data-gateway/market_data_gateway regime-detection/regime_detection risk-management/risk_management execution/execution tests
+
+bench: install
+	$(BIN)/python -m bench
+
+# Re-resolve the pinned versions after changing dependencies in pyproject.toml.
+lock:
+	uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

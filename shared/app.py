@@ -1,0 +1,39 @@
+"""The app factory every service uses: middleware, error handlers, routers, in that order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from shared.health import Dependency, health_router
+from shared.problems import UnhandledErrorMiddleware, install_problem_handlers
+from shared.tracing import TraceMiddleware
+
+VERSION = "1.0.0"
+
+
+def build_app(
+    *,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
+    routers: Sequence[APIRouter],
+    dependencies: Callable[[FastAPI], list[Dependency]],
+) -> FastAPI:
+    """A FastAPI app with tracing, problem+json errors, `/health` and the given routers.
+
+    `dependencies(app)` lists the health checks; it is called per `/health` request, so
+    it can read clients the lifespan put on `app.state`.
+    """
+    app = FastAPI(title=title, description=description, version=VERSION, lifespan=lifespan)
+    # Added innermost first: the trace ID is bound before the catch-all 500 handler runs.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(TraceMiddleware)
+    install_problem_handlers(app)
+    app.include_router(health_router(lambda: dependencies(app), version=VERSION))
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,102 @@
+"""`GET /health` built from named, time-bounded dependency checks.
+
+A check is an async callable returning a `DependencyStatus` ("healthy", "degraded" or
+"unhealthy") or a `Check` result with a detail. A check that raises or runs past its
+time bound counts as unhealthy. The service is unhealthy (503) when a critical
+dependency is; degraded (200) when any dependency is not healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from shared.breaker import BreakerState, CircuitBreaker
+
+DependencyStatus = Literal["healthy", "degraded", "unhealthy"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    status: DependencyStatus
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+CheckFn = Callable[[], Awaitable[CheckResult | DependencyStatus]]
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One named check; `critical` dependencies make the whole service unhealthy."""
+
+    name: str
+    check: CheckFn
+    critical: bool = False
+
+
+def breaker_check(breaker: CircuitBreaker) -> CheckFn:
+    """A check that reads a client's breaker: no network call, so it is always cheap."""
+
+    async def check() -> CheckResult:
+        snap = breaker.snapshot()
+        status: DependencyStatus = "healthy" if snap.state is BreakerState.CLOSED else "degraded"
+        return CheckResult(
+            status,
+            {
+                "breaker": snap.state.value,
+                "consecutive_failures": snap.consecutive_failures,
+                "retry_after": snap.retry_after,
+            },
+        )
+
+    return check
+
+
+async def _run(dep: Dependency, timeout: float) -> CheckResult:
+    try:
+        result = await asyncio.wait_for(dep.check(), timeout)
+    except TimeoutError:
+        return CheckResult("unhealthy", {"error": f"check timed out after {timeout}s"})
+    except Exception as exc:
+        return CheckResult("unhealthy", {"error": f"{type(exc).__name__}: {exc}"})
+    return result if isinstance(result, CheckResult) else CheckResult(result)
+
+
+def health_router(
+    dependencies: Callable[[], list[Dependency]],
+    *,
+    version: str,
+    check_timeout: float = 1.0,
+    started: float | None = None,
+) -> APIRouter:
+    """A router with `GET /health`; `dependencies` is read per request (lifespan state)."""
+    router = APIRouter(tags=["health"])
+    start = time.monotonic() if started is None else started
+
+    @router.get("/health", summary="Service health and its dependencies")
+    async def health() -> JSONResponse:
+        """Healthy, degraded (still serving) or unhealthy (503), with each dependency."""
+        deps = dependencies()
+        results = await asyncio.gather(*(_run(d, check_timeout) for d in deps))
+        if any(r.status == "unhealthy" and d.critical for d, r in zip(deps, results, strict=True)):
+            overall: DependencyStatus = "unhealthy"
+        elif any(r.status != "healthy" for r in results):
+            overall = "degraded"
+        else:
+            overall = "healthy"
+        body = {
+            "status": overall,
+            "dependencies": {d.name: r.status for d, r in zip(deps, results, strict=True)},
+            "details": {d.name: r.detail for d, r in zip(deps, results, strict=True) if r.detail},
+            "uptime": round(time.monotonic() - start, 3),
+            "version": version,
+        }
+        return JSONResponse(body, status_code=503 if overall == "unhealthy" else 200)
+
+    return router

@@ -1,0 +1,1 @@
+"""Market data: the candle and quote models, the sources, and `MarketDataClient`."""
