@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration check bench lock clean
+.PHONY: install run test test-unit test-integration check compose-check bench lock clean
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(BIN)/python -m shared.runner
+	$(BIN)/python scripts/run_stack.py
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -37,12 +37,25 @@ check: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared market-data-gateway/market_data_gateway regime-detection/regime_detection risk-management/risk_management execution/execution tests
 
+# docker-compose 1.x in its own venv (it needs PyYAML 5.4 built without build isolation);
+# it validates docker-compose.yml without needing a Docker engine.
+COMPOSE_VENV := .venv-compose
+compose-check:
+	@test -x $(COMPOSE_VENV)/bin/docker-compose || { \
+	  $(PYTHON) -m venv $(COMPOSE_VENV) && \
+	  $(COMPOSE_VENV)/bin/pip install --quiet "cython<3" wheel setuptools && \
+	  $(COMPOSE_VENV)/bin/pip install --quiet --no-build-isolation pyyaml==5.4.1 && \
+	  $(COMPOSE_VENV)/bin/pip install --quiet docker-compose; }
+	$(COMPOSE_VENV)/bin/docker-compose -f docker-compose.yml config -q
+	@echo "docker-compose.yml: valid"
+
 bench: install
 	$(BIN)/python -m bench
 
 # Re-resolve the pinned versions after changing dependencies in pyproject.toml.
 lock:
 	uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock
+	uv pip compile pyproject.toml -p 3.11 -o requirements-runtime.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(COMPOSE_VENV) .mypy_cache .ruff_cache .pytest_cache
