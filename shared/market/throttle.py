@@ -1,0 +1,71 @@
+"""Client-side politeness towards an exchange: a token bucket and `Retry-After` parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
+
+class TokenBucket:
+    """At most `rate` acquisitions per second on average, in bursts of up to `capacity`.
+
+    A caller reserves its token before awaiting (no await between reading and updating
+    the bucket, so concurrent callers on one event loop never race) and then sleeps off
+    its own deficit: waiting callers queue in order without polling.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0 or capacity < 1:
+            raise ValueError("rate must be > 0 and capacity >= 1")
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(capacity)
+        self._updated = clock()
+
+    def reserve(self) -> float:
+        """Take one token now; return how long the caller must wait before using it."""
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    async def acquire(self) -> None:
+        """Wait until this caller may send one request."""
+        wait = self.reserve()
+        if wait > 0:
+            await self._sleep(wait)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+__all__ = ["TokenBucket", "parse_retry_after"]
