@@ -10,6 +10,7 @@ breaker per target fails fast while it is down; the trace ID goes with every cal
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
-from tenacity.wait import wait_exponential_jitter
 
 from shared.breaker import CircuitBreaker
 from shared.discovery import service_url
@@ -40,6 +40,11 @@ class RetryPolicy:
     initial_backoff: float = 0.05
     max_backoff: float = 1.0
     jitter: float = 0.05
+
+    def backoff(self, state: RetryCallState) -> float:
+        """Seconds to wait before the next attempt: exponential, plus jitter, capped."""
+        exponential = self.initial_backoff * 2.0 ** (state.attempt_number - 1)
+        return min(exponential + random.uniform(0, self.jitter), self.max_backoff)
 
 
 class _AttemptError(ServiceUnavailableError):
@@ -100,6 +105,7 @@ class ServiceClient:
         http: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> ServiceClient:
         """A client configured by the shared settings (URL, timeout, retries, breaker)."""
         return cls(
@@ -115,6 +121,7 @@ class ServiceClient:
                 recovery_timeout=settings.breaker_recovery_seconds,
                 clock=clock,
             ),
+            sleep=sleep,
             clock=clock,
         )
 
@@ -178,11 +185,7 @@ class ServiceClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.max_attempts)
             | _StopAtDeadline(deadline, self._clock),
-            wait=wait_exponential_jitter(
-                initial=self.retry.initial_backoff,
-                max=self.retry.max_backoff,
-                jitter=self.retry.jitter,
-            ),
+            wait=self.retry.backoff,
             retry=retry_if_exception(lambda e: isinstance(e, _AttemptError) and e.retryable),
             sleep=self._sleep,
             reraise=True,
@@ -215,16 +218,25 @@ class ServiceClient:
                 retry_after=self.breaker.retry_after(),
             )
         try:
-            response = await self._http.request(
-                method, url, params=params, content=content, headers=headers, timeout=remaining
-            )
+            # httpx's timeout bounds each phase (connect, each read); this bounds the sum,
+            # so a server trickling its answer cannot hold the caller past its deadline.
+            async with asyncio.timeout(remaining):
+                response = await self._http.request(
+                    method, url, params=params, content=content, headers=headers, timeout=remaining
+                )
         except httpx.TransportError as exc:
             self.breaker.record_failure()
             sent = was_sent(exc)
-            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
+            kind = "unreachable" if not sent else "failed"
+            if sent and isinstance(exc, httpx.TimeoutException):
+                kind = "timed out"
             raise _AttemptError(
                 name, f"{name} {kind}: {type(exc).__name__}", retryable=idempotent or not sent
             ) from exc
+        except TimeoutError as exc:
+            # The whole attempt ran out of time; the request may have been sent.
+            self.breaker.record_failure()
+            raise _AttemptError(name, f"{name} timed out", retryable=idempotent) from exc
         except BaseException:
             # Cancelled mid-call: say nothing about the target, but free the probe slot.
             self.breaker.release_probe()

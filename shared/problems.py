@@ -20,6 +20,10 @@ from shared.errors import DomainError
 from shared.tracing import current_trace_id
 
 PROBLEM_JSON = "application/problem+json"
+# Members an error's `extra` may not override (nor collide with as keyword arguments).
+_RESERVED = frozenset(
+    {"type", "type_", "title", "status", "detail", "instance", "trace_id", "headers", "request"}
+)
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +61,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         title=exc.title,
         type_=exc.type,
         headers=exc.headers,
-        **exc.extra,
+        **{k: v for k, v in exc.extra.items() if k not in _RESERVED},
     )
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.discovery import SERVICES
+from shared.discovery import SERVICES, UnknownServiceError
 
 
 class CommonSettings(BaseSettings):
@@ -38,6 +38,9 @@ class CommonSettings(BaseSettings):
             "risk_management": self.risk_url,
             "execution": self.execution_url,
         }
+        if service_name not in urls:
+            known = ", ".join(sorted(urls))
+            raise UnknownServiceError(f"unknown service {service_name!r}; known services: {known}")
         return urls[service_name].rstrip("/")
 
 

@@ -21,7 +21,7 @@ _TRACE_HEADER_RAW = TRACE_HEADER.lower().encode()
 # Accepted caller IDs: 8-64 characters of letters, digits, '-', '_' or '.'; anything
 # else (empty, too long, spaces, control bytes) is replaced so logs stay safe to parse.
 _TRACE_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 access_log = logging.getLogger("shared.access")
 
@@ -40,12 +40,13 @@ def current_trace_id() -> str | None:
 
 def trace_id_from_headers(trace_id: str | None, traceparent: str | None) -> str:
     """Pick the caller's trace ID if well formed, else a new one."""
-    if trace_id and _TRACE_ID_RE.match(trace_id):
+    if trace_id and _TRACE_ID_RE.fullmatch(trace_id):
         return trace_id
     if traceparent:
-        match = _TRACEPARENT_RE.match(traceparent.strip())
-        if match and match.group(1) != "0" * 32:
-            return match.group(1)
+        match = _TRACEPARENT_RE.fullmatch(traceparent.strip())
+        # Version ff and an all-zero trace-id are invalid per W3C Trace Context.
+        if match and match.group(1) != "ff" and match.group(2) != "0" * 32:
+            return match.group(2)
     return new_trace_id()
 
 

@@ -19,6 +19,27 @@ KEEPALIVE_SECONDS = 4.0
 USER_AGENT = "tradestack/1.0"
 
 
+class _MappedErrorsTransport(httpx.AsyncBaseTransport):
+    """Surfaces every aiohttp error as an `httpx.TransportError`.
+
+    `httpx-aiohttp` lets some through unmapped (a malformed status line raises
+    `aiohttp.ClientResponseError`), which would bypass the breaker and the retry rules
+    and end as a 500. The original stays the `__cause__`, so `was_sent` still reads it.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except aiohttp.ClientError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def default_transport(max_connections: int = 200) -> httpx.AsyncBaseTransport:
     """A pooled aiohttp-backed transport."""
     limits = httpx.Limits(
@@ -26,7 +47,8 @@ def default_transport(max_connections: int = 200) -> httpx.AsyncBaseTransport:
         max_keepalive_connections=max_connections,
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
-    return AiohttpTransport(limits=limits, trust_env=False)
+    inner: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
+    return _MappedErrorsTransport(inner)
 
 
 def make_http_client(
