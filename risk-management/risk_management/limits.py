@@ -1,0 +1,90 @@
+"""What the sizing rules read: the limits, the regime, and the priced portfolio."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+
+
+class Regime(enum.StrEnum):
+    TRENDING = "TRENDING"
+    CHOPPY = "CHOPPY"
+    VOLATILE = "VOLATILE"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, label: object) -> Regime:
+        """The regime a label names; anything unrecognised is UNKNOWN (most conservative)."""
+        try:
+            return cls(str(label).upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+DEFAULT_MULTIPLIERS: Mapping[Regime, float] = {
+    Regime.TRENDING: 1.0,
+    Regime.CHOPPY: 0.5,
+    Regime.VOLATILE: 0.25,
+    Regime.UNKNOWN: 0.1,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Every sizing limit, with the defaults the service's settings document."""
+
+    max_position_share: float = 0.25
+    regime_multipliers: Mapping[Regime, float] = field(
+        default_factory=lambda: dict(DEFAULT_MULTIPLIERS)
+    )
+    var_limit_share: float = 0.05
+    var_confidence: float = 0.95
+    buy_fee_rate: float = 0.006
+    min_order_usd: float = 10.0
+
+    def multiplier(self, regime: Regime) -> float:
+        return self.regime_multipliers[regime]
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One symbol of the portfolio, priced, with its daily volatility."""
+
+    quantity: float
+    price: float
+    sigma_daily: float
+
+    @property
+    def value(self) -> float:
+        return self.quantity * self.price
+
+
+@dataclass(frozen=True, kw_only=True)
+class Portfolio:
+    """Cash and priced holdings; the traded symbol is among the holdings (quantity 0 if new)."""
+
+    cash: float
+    holdings: Mapping[str, Holding]
+
+    @property
+    def equity(self) -> float:
+        """Cash plus every holding at its quoted price."""
+        return self.cash + math.fsum(h.value for h in self.holdings.values())
+
+    def values(self) -> dict[str, float]:
+        return {s: h.value for s, h in self.holdings.items()}
+
+    def sigmas(self) -> dict[str, float]:
+        return {s: h.sigma_daily for s, h in self.holdings.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TradeRequest:
+    symbol: str
+    side: Side
+    amount: float

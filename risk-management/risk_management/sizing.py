@@ -1,0 +1,185 @@
+"""Pre-trade sizing as pure functions: the largest amount every limit allows, and why.
+
+A buy of `x` USD is bounded by, in the order ties are named:
+  cash            x <= cash / (1 + buy_fee_rate)          (room left for the fee)
+  var_limit       z * sigma_t * (held_t + x) + VaR(others) <= var_limit_share * equity
+  position_limit  (held_t + x) / equity <= max_position_share * regime multiplier
+  regime          x <= amount * regime multiplier
+A sell is bounded only by what is held (spot, no shorting): selling reduces exposure,
+so the VaR, position and regime limits never block it.
+
+A trade moves value between cash and the position at the quoted price, so equity is the
+same before and after it; fees only reserve cash. Amounts below the request are rounded
+down to cents. Below the minimum order the trade is refused and `max_amount` is 0.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from risk_management.limits import Limits, Portfolio, Regime, TradeRequest
+from risk_management.var import max_buy_under_var, portfolio_var, z_score
+
+
+class Constraint(enum.StrEnum):
+    """What bound the approved amount (machine-readable `binding_constraint`)."""
+
+    NONE = "none"
+    CASH = "cash"
+    HOLDINGS = "holdings"
+    VAR_LIMIT = "var_limit"
+    POSITION_LIMIT = "position_limit"
+    REGIME = "regime"
+    MINIMUM_ORDER = "minimum_order"
+    NO_PRICE = "no_price"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """The verdict and the post-trade risk of the portfolio it leaves."""
+
+    approved: bool
+    max_amount: float
+    constraint: Constraint
+    reason: str
+    equity: float
+    var_usd: float
+    var_share: float
+    concentration: float
+
+
+def buy_bounds(
+    request: TradeRequest, portfolio: Portfolio, regime: Regime, limits: Limits
+) -> dict[Constraint, float]:
+    """The largest buy (USD) each limit allows on its own."""
+    equity = portfolio.equity
+    traded = portfolio.holdings[request.symbol]
+    multiplier = limits.multiplier(regime)
+    z = z_score(limits.var_confidence)
+    others = {s: h for s, h in portfolio.holdings.items() if s != request.symbol}
+    var_of_others = portfolio_var(
+        {s: h.value for s, h in others.items()}, {s: h.sigma_daily for s, h in others.items()}, z
+    )
+    return {
+        Constraint.CASH: portfolio.cash / (1 + limits.buy_fee_rate),
+        Constraint.VAR_LIMIT: max_buy_under_var(
+            limit_usd=limits.var_limit_share * max(equity, 0.0),
+            var_of_others=var_of_others,
+            held_value=traded.value,
+            sigma_daily=traded.sigma_daily,
+            z=z,
+        ),
+        Constraint.POSITION_LIMIT: max(
+            0.0, limits.max_position_share * multiplier * equity - traded.value
+        ),
+        Constraint.REGIME: request.amount * multiplier,
+    }
+
+
+def sell_bounds(request: TradeRequest, portfolio: Portfolio) -> dict[Constraint, float]:
+    """The largest sell (USD) allowed: the value of what is held."""
+    return {Constraint.HOLDINGS: portfolio.holdings[request.symbol].value}
+
+
+def size_trade(
+    request: TradeRequest, portfolio: Portfolio, regime: Regime, limits: Limits
+) -> Decision:
+    """Size `request` against every limit; name the one that binds."""
+    if request.side == "buy":
+        bounds = buy_bounds(request, portfolio, regime, limits)
+    else:
+        bounds = sell_bounds(request, portfolio)
+    binding, bound = min(bounds.items(), key=lambda item: item[1])  # first wins a tie
+    if bound >= request.amount:
+        binding, size = Constraint.NONE, request.amount
+    else:
+        size = min(request.amount, math.floor(max(bound, 0.0) * 100) / 100)
+    reason = describe(binding, request, portfolio, regime, limits, size)
+    approved = size > 0 and size >= limits.min_order_usd
+    if not approved:
+        reason = below_minimum(binding, reason, size, limits)
+        binding = binding if binding is not Constraint.NONE else Constraint.MINIMUM_ORDER
+        size = 0.0
+    return _decision(approved, size, binding, reason, request, portfolio, limits)
+
+
+def _decision(
+    approved: bool,
+    size: float,
+    binding: Constraint,
+    reason: str,
+    request: TradeRequest,
+    portfolio: Portfolio,
+    limits: Limits,
+) -> Decision:
+    equity, after = post_trade_values(request, portfolio, size)
+    var_usd = portfolio_var(after, portfolio.sigmas(), z_score(limits.var_confidence))
+    return Decision(
+        approved=approved,
+        max_amount=size,
+        constraint=binding,
+        reason=reason,
+        equity=equity,
+        var_usd=var_usd,
+        var_share=var_usd / equity if equity > 0 else 0.0,
+        concentration=after[request.symbol] / equity if equity > 0 else 0.0,
+    )
+
+
+def post_trade_values(
+    request: TradeRequest, portfolio: Portfolio, size: float
+) -> tuple[float, dict[str, float]]:
+    """Equity (unchanged by a trade at the quoted price) and each position's value after it."""
+    after = portfolio.values()
+    after[request.symbol] += size if request.side == "buy" else -size
+    after[request.symbol] = max(0.0, after[request.symbol])
+    return portfolio.equity, after
+
+
+def describe(
+    binding: Constraint,
+    request: TradeRequest,
+    portfolio: Portfolio,
+    regime: Regime,
+    limits: Limits,
+    size: float,
+) -> str:
+    """The binding constraint in plain words."""
+    held = portfolio.holdings[request.symbol]
+    cap = limits.max_position_share * limits.multiplier(regime)
+    texts = {
+        Constraint.NONE: "Approved in full",
+        Constraint.REGIME: f"Position size reduced due to {regime} regime",
+        Constraint.CASH: (
+            f"Insufficient cash: ${portfolio.cash:,.2f} covers ${size:,.2f} "
+            f"plus a {limits.buy_fee_rate:.2%} fee reserve"
+        ),
+        Constraint.HOLDINGS: (
+            f"Sell capped at the held quantity of {request.symbol} ({held.quantity:g})"
+            if held.quantity > 0
+            else f"Nothing to sell: no {request.symbol} held"
+        ),
+        Constraint.VAR_LIMIT: (
+            f"VaR limit: {limits.var_confidence:.0%} one-day VaR capped at "
+            f"{limits.var_limit_share:.1%} of equity"
+        ),
+        Constraint.POSITION_LIMIT: (
+            f"Position limit: {request.symbol} capped at {cap:.1%} of equity ({regime} regime)"
+        ),
+    }
+    return texts[binding]
+
+
+def below_minimum(binding: Constraint, reason: str, size: float, limits: Limits) -> str:
+    """Why a trade under the minimum order is refused."""
+    minimum = f"the minimum order of ${limits.min_order_usd:,.2f}"
+    if binding is Constraint.NONE:
+        return f"Amount ${size:,.2f} is below {minimum}"
+    return f"{reason}; ${size:,.2f} is below {minimum}"
+
+
+def no_price(symbol: str, detail: str) -> str:
+    """Why a trade that could not be priced is refused: it is never sized blind."""
+    return f"No price for {symbol} from the gateway or the market source ({detail}); not sized"

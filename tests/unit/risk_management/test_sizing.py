@@ -1,0 +1,111 @@
+"""Each row makes one constraint bind and checks the amount and the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from risk_management.limits import Holding, Limits, Portfolio, Regime, Side, TradeRequest
+from risk_management.sizing import Constraint, size_trade
+
+Z95 = 1.6448536269514722
+BTC = "BTC-USD"
+
+
+def book(cash: float, **held: tuple[float, float, float]) -> Portfolio:
+    """A portfolio; each holding is (quantity, price, daily sigma); BTC always priced."""
+    holdings = {k.replace("_", "-"): Holding(*v) for k, v in held.items()}
+    holdings.setdefault(BTC, Holding(0.0, 50_000.0, 0.03))
+    return Portfolio(cash=cash, holdings=holdings)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    side: Side
+    amount: float
+    portfolio: Portfolio
+    regime: Regime
+    approved: bool
+    max_amount: float
+    constraint: Constraint
+    reason: str
+
+
+# fmt: off
+ROWS = [
+    # name, side, amount, portfolio, regime -> approved, max_amount, constraint, reason prefix
+    Row("nothing binds", "buy", 1000, book(100_000), Regime.TRENDING,
+        True, 1000, Constraint.NONE, "Approved in full"),
+    Row("choppy regime halves the order", "buy", 1000, book(100_000), Regime.CHOPPY,
+        True, 500, Constraint.REGIME, "Position size reduced due to CHOPPY regime"),
+    Row("volatile regime quarters the order", "buy", 1000, book(100_000), Regime.VOLATILE,
+        True, 250, Constraint.REGIME, "Position size reduced due to VOLATILE regime"),
+    # 25% of 100k equity, less the 5k already held.
+    Row("position cap", "buy", 30_000, book(95_000, BTC_USD=(0.1, 50_000, 0.03)), Regime.TRENDING,
+        True, 20_000, Constraint.POSITION_LIMIT,
+        "Position limit: BTC-USD capped at 25.0% of equity (TRENDING regime)"),
+    # 5000 / 1.006 = 4970.1789 -> 4970.17.
+    Row("cash", "buy", 10_000, book(5_000, ETH_USD=(50, 1_900, 0.001)), Regime.TRENDING,
+        True, 4970.17, Constraint.CASH, "Insufficient cash: $5,000.00 covers $4,970.17"),
+    # (5000 - z*0.05*40000) / (z*0.10) = 10397.8416 -> 10397.84.
+    Row("VaR", "buy", 20_000, book(60_000, ETH_USD=(20, 2_000, 0.05), BTC_USD=(0, 50_000, 0.10)),
+        Regime.TRENDING, True, 10_397.84, Constraint.VAR_LIMIT,
+        "VaR limit: 95% one-day VaR capped at 5.0% of equity"),
+    Row("held quantity", "sell", 8_000, book(0, BTC_USD=(0.1, 50_000, 0.03)), Regime.TRENDING,
+        True, 5_000, Constraint.HOLDINGS, "Sell capped at the held quantity of BTC-USD (0.1)"),
+    Row("nothing held", "sell", 1_000, book(10_000), Regime.TRENDING,
+        False, 0, Constraint.HOLDINGS, "Nothing to sell: no BTC-USD held"),
+    Row("below the minimum order", "buy", 5, book(10_000), Regime.TRENDING,
+        False, 0, Constraint.MINIMUM_ORDER, "Amount $5.00 is below the minimum order of $10.00"),
+    Row("regime cut below the minimum", "buy", 50, book(10_000), Regime.UNKNOWN,
+        False, 0, Constraint.REGIME, "Position size reduced due to UNKNOWN regime; $5.00 is below"),
+    Row("no cash at all", "buy", 100, book(0, ETH_USD=(1, 2_000, 0.03)), Regime.TRENDING,
+        False, 0, Constraint.CASH, "Insufficient cash: $0.00 covers $0.00"),
+    # An over-limit book (VaR 2 * z * 0.2 * 50k = 32.9k on 100k equity) may still sell.
+    Row("risk-reducing sell ignores VaR", "sell", 1_000,
+        book(0, BTC_USD=(1, 50_000, 0.2), ETH_USD=(25, 2_000, 0.2)), Regime.UNKNOWN,
+        True, 1_000, Constraint.NONE, "Approved in full"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+def test_each_constraint_binds(row: Row) -> None:
+    """The row's constraint bounds the amount and is named in the reason."""
+    request = TradeRequest(symbol=BTC, side=row.side, amount=row.amount)
+    decision = size_trade(request, row.portfolio, row.regime, Limits())
+    assert decision.approved is row.approved
+    assert decision.max_amount == pytest.approx(row.max_amount, abs=1e-9)
+    assert decision.constraint is row.constraint
+    assert decision.reason.startswith(row.reason)
+
+
+def test_metrics_are_shares_of_post_trade_equity() -> None:
+    """VaR and concentration are read on the portfolio the approved trade leaves."""
+    portfolio = book(90_000, BTC_USD=(0.2, 50_000, 0.03))
+    request = TradeRequest(symbol=BTC, side="buy", amount=5_000)
+    decision = size_trade(request, portfolio, Regime.TRENDING, Limits())
+    assert decision.equity == 100_000
+    assert decision.concentration == pytest.approx(0.15, abs=1e-12)
+    assert decision.var_usd == pytest.approx(Z95 * 0.03 * 15_000, abs=1e-9)
+    assert decision.var_share == pytest.approx(Z95 * 0.03 * 0.15, abs=1e-12)
+
+
+def test_a_refused_trade_reports_the_current_portfolio() -> None:
+    """When nothing is approved the metrics describe the portfolio as it stands."""
+    portfolio = book(1_000, BTC_USD=(0.1, 50_000, 0.03))
+    request = TradeRequest(symbol=BTC, side="buy", amount=5)
+    decision = size_trade(request, portfolio, Regime.TRENDING, Limits())
+    assert decision.concentration == pytest.approx(5_000 / 6_000, abs=1e-12)
+
+
+def test_limits_are_settings_not_constants() -> None:
+    """A tighter VaR limit and a larger minimum order change the answer."""
+    request = TradeRequest(symbol=BTC, side="buy", amount=1_000)
+    tight = Limits(var_limit_share=0.0004)  # 40 USD of VaR on 100k: 40 / (z*0.03)
+    decision = size_trade(request, book(100_000), Regime.TRENDING, tight)
+    assert decision.constraint is Constraint.VAR_LIMIT
+    assert decision.max_amount == pytest.approx(810.60, abs=1e-9)
+    big_minimum = size_trade(request, book(100_000), Regime.TRENDING, Limits(min_order_usd=2e3))
+    assert big_minimum.approved is False
