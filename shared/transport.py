@@ -47,7 +47,20 @@ def default_transport(max_connections: int = 200) -> httpx.AsyncBaseTransport:
         max_keepalive_connections=max_connections,
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
-    inner: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
+    inner = AiohttpTransport(limits=limits, trust_env=False)
+
+    def session() -> aiohttp.ClientSession:
+        # What httpx-aiohttp would build, minus aiohttp's own silent resend of idempotent
+        # requests after a disconnect: `ServiceClient`'s policy must be the only retry,
+        # or every GET attempt could reach the server twice.
+        connector = aiohttp.TCPConnector(
+            limit=max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=inner.ssl_context
+        )
+        built = aiohttp.ClientSession(connector=connector)
+        built._retry_connection = False
+        return built
+
+    inner.client = session  # called lazily, inside the running loop
     return _MappedErrorsTransport(inner)
 
 

@@ -1,0 +1,191 @@
+"""The aiohttp-backed transport against real sockets: was a failed request sent or not?"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from shared.client import RetryPolicy, ServiceClient
+from shared.errors import ServiceUnavailableError
+from shared.transport import make_http_client, was_sent
+from tests.support.servers import free_port
+from tests.unit.shared.fakes import FakeClock, FakeSleep
+
+
+class TinyServer:
+    """A raw TCP server that reads whole HTTP requests, counts them, then misbehaves."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.requests = 0
+        self.release = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            self.requests += 1
+            if self.mode == "garbage":
+                writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+                await writer.drain()
+            elif self.mode == "hang":
+                await self.release.wait()
+            elif self.mode == "ok":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def tiny_server(mode: str) -> AsyncIterator[tuple[TinyServer, str]]:
+    state = TinyServer(mode)
+    server = await asyncio.start_server(state.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield state, f"http://127.0.0.1:{port}"
+    finally:
+        state.release.set()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture
+def sleep() -> FakeSleep:
+    return FakeSleep(FakeClock())
+
+
+@pytest.fixture
+async def client_for(sleep: FakeSleep) -> AsyncIterator[Callable[[str], ServiceClient]]:
+    """ServiceClients on the default (aiohttp) transport, without real backoff waits."""
+    clients: list[ServiceClient] = []
+
+    def build(url: str) -> ServiceClient:
+        client = ServiceClient(
+            "execution",
+            base_url=url,
+            timeout=5.0,
+            retry=RetryPolicy(max_attempts=3),
+            sleep=sleep,
+            clock=sleep.clock,
+        )
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()
+
+
+async def transport_error(method: str, url: str, timeout: float = 5.0) -> httpx.TransportError:
+    async with make_http_client() as http:
+        with pytest.raises(httpx.TransportError) as info:
+            await http.request(method, url + "/x", content=b'{"a":1}', timeout=timeout)
+    return info.value
+
+
+async def test_ok_server_answers() -> None:
+    """The tiny server speaks enough HTTP for the default client (the harness itself works)."""
+    async with tiny_server("ok") as (server, url), make_http_client() as http:
+        response = await http.post(url + "/x", content=b"{}")
+    assert response.status_code == 200
+    assert server.requests == 1
+
+
+async def test_disconnect_after_send_counts_as_sent() -> None:
+    """A server that reads the request then hangs up: the request was sent."""
+    async with tiny_server("drop") as (server, url):
+        error = await transport_error("POST", url)
+    assert server.requests == 1
+    assert was_sent(error)
+
+
+async def test_connection_refused_counts_as_not_sent() -> None:
+    """A port nobody listens on: the connection was refused, nothing was sent."""
+    error = await transport_error("POST", f"http://127.0.0.1:{free_port()}")
+    assert not was_sent(error)
+
+
+async def test_malformed_answer_is_a_sent_transport_error() -> None:
+    """A garbage status line surfaces as an httpx transport error (sent), not a raw aiohttp one."""
+    async with tiny_server("garbage") as (server, url):
+        error = await transport_error("POST", url)
+    assert isinstance(error, httpx.RemoteProtocolError)
+    assert server.requests == 1
+    assert was_sent(error)
+
+
+async def test_read_timeout_counts_as_sent() -> None:
+    """A server that never answers: the read timeout follows a sent request."""
+    async with tiny_server("hang") as (server, url):
+        error = await transport_error("POST", url, timeout=0.2)
+    assert isinstance(error, httpx.ReadTimeout)
+    assert server.requests == 1
+    assert was_sent(error)
+
+
+async def test_post_without_key_not_retried_after_disconnect(
+    client_for: Callable[[str], ServiceClient],
+) -> None:
+    """A POST the server received before hanging up is not sent again."""
+    async with tiny_server("drop") as (server, url):
+        with pytest.raises(ServiceUnavailableError):
+            await client_for(url).post_json("/trade", {"amount": 1})
+    assert server.requests == 1
+
+
+async def test_post_without_key_not_retried_after_read_timeout(
+    client_for: Callable[[str], ServiceClient],
+) -> None:
+    """A POST whose answer never came is not sent again."""
+    async with tiny_server("hang") as (server, url):
+        with pytest.raises(ServiceUnavailableError, match="timed out"):
+            await client_for(url).post_json("/trade", {"amount": 1}, timeout=0.2)
+    assert server.requests == 1
+
+
+async def test_post_with_key_and_get_retried_after_disconnect(
+    client_for: Callable[[str], ServiceClient],
+) -> None:
+    """GETs and keyed POSTs reach the server exactly max_attempts times after disconnects."""
+    async with tiny_server("drop") as (server, url):
+        with pytest.raises(ServiceUnavailableError):
+            await client_for(url).get_json("/price")
+        assert server.requests == 3
+        with pytest.raises(ServiceUnavailableError):
+            await client_for(url).post_json("/trade", {"amount": 1}, idempotency_key="k")
+        assert server.requests == 6
+
+
+async def test_post_without_key_retried_when_refused(
+    client_for: Callable[[str], ServiceClient], sleep: FakeSleep
+) -> None:
+    """A POST whose connection was refused is retried: nothing reached the server."""
+    client = client_for(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ServiceUnavailableError, match="unreachable"):
+        await client.post_json("/trade", {"amount": 1})
+    assert len(sleep.delays) == 2
+    assert client.breaker.snapshot().total_failures == 3
+
+
+async def test_malformed_answer_counts_against_the_breaker(
+    client_for: Callable[[str], ServiceClient],
+) -> None:
+    """A garbage answer is a ServiceUnavailableError and a breaker failure, never a raw crash."""
+    async with tiny_server("garbage") as (server, url):
+        client = client_for(url)
+        with pytest.raises(ServiceUnavailableError):
+            await client.post_json("/trade", {"amount": 1})
+    assert server.requests == 1
+    assert client.breaker.snapshot().total_failures == 1
