@@ -64,11 +64,11 @@ def max_buy_under_var(
 ) -> float:
     """The largest buy `x` (USD) with `z*sigma*(held + x) + var_of_others <= limit_usd`.
 
-    Linear in `x`, so the bound is closed form; `inf` when the asset has no volatility,
-    and 0 when the portfolio is already at or over the limit.
+    Linear in `x`, so the bound is closed form; 0 when the portfolio is already over the
+    limit, `inf` when the asset has no volatility (buying it adds no VaR).
     """
     per_dollar = z * sigma_daily
-    if per_dollar <= 0:
-        return math.inf
     room = limit_usd - var_of_others - per_dollar * held_value
-    return max(0.0, room / per_dollar)
+    if room < 0:
+        return 0.0  # already over the limit: no buy at all, whatever it adds
+    return room / per_dollar if per_dollar > 0 else math.inf

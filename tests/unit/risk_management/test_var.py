@@ -79,3 +79,12 @@ def test_candle_volatility_needs_two_returns() -> None:
     assert candle_volatility([]) is None
     assert candle_volatility([100.0, 101.0]) is None
     assert candle_volatility([100.0, 100.0, 100.0]) == 0.0
+
+
+def test_no_buy_at_all_once_over_the_limit() -> None:
+    """Over the limit, even an asset with no volatility may not be bought."""
+    z = z_score(0.95)
+    bound = max_buy_under_var(
+        limit_usd=100.0, var_of_others=500.0, held_value=0.0, sigma_daily=0.0, z=z
+    )
+    assert bound == 0.0
