@@ -1,0 +1,165 @@
+"""`GET /health`: aggregation of named, time-bounded dependency checks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.app import VERSION, build_app
+from shared.breaker import CircuitBreaker
+from shared.health import (
+    CheckFn,
+    CheckResult,
+    Dependency,
+    DependencyStatus,
+    breaker_check,
+    health_router,
+)
+from tests.unit.shared.fakes import FakeClock
+
+
+def fixed(status: DependencyStatus) -> CheckFn:
+    async def check() -> DependencyStatus:
+        return status
+
+    return check
+
+
+async def raising() -> CheckResult:
+    raise ConnectionError("redis refused")
+
+
+async def hanging() -> CheckResult:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+async def get_health(app: FastAPI) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get("/health")
+
+
+async def health_of(*deps: Dependency) -> tuple[int, dict[str, Any]]:
+    app = build_app(
+        title="t",
+        description="t",
+        lifespan=no_lifespan,
+        routers=[],
+        dependencies=lambda app: list(deps),
+    )
+    response = await get_health(app)
+    return response.status_code, response.json()
+
+
+async def test_no_dependencies_is_healthy() -> None:
+    """A service without dependencies is healthy, with uptime and version."""
+    status, body = await health_of()
+    assert status == 200
+    assert body["status"] == "healthy"
+    assert body["dependencies"] == {}
+    assert body["version"] == VERSION
+    assert body["uptime"] >= 0
+
+
+async def test_all_healthy() -> None:
+    """All checks healthy (plain status or CheckResult) → healthy, each named."""
+
+    async def detailed() -> CheckResult:
+        return CheckResult("healthy", {"latency_ms": 1})
+
+    status, body = await health_of(
+        Dependency("redis", fixed("healthy"), critical=True), Dependency("db", detailed)
+    )
+    assert (status, body["status"]) == (200, "healthy")
+    assert body["dependencies"] == {"redis": "healthy", "db": "healthy"}
+    assert body["details"] == {"db": {"latency_ms": 1}}
+
+
+@pytest.mark.parametrize(
+    ("deps", "expected"),
+    [
+        ([Dependency("cache", fixed("degraded"))], (200, "degraded")),
+        ([Dependency("cache", fixed("unhealthy"))], (200, "degraded")),
+        ([Dependency("db", fixed("degraded"), critical=True)], (200, "degraded")),
+        ([Dependency("db", fixed("unhealthy"), critical=True)], (503, "unhealthy")),
+        (
+            [Dependency("db", fixed("healthy"), critical=True), Dependency("x", raising)],
+            (200, "degraded"),
+        ),
+        ([Dependency("db", raising, critical=True)], (503, "unhealthy")),
+    ],
+)
+async def test_aggregation(deps: list[Dependency], expected: tuple[int, str]) -> None:
+    """Unhealthy only when a critical dependency is; degraded when anything is not healthy."""
+    status, body = await health_of(*deps)
+    assert (status, body["status"]) == expected
+
+
+async def test_raising_check_is_unhealthy_with_reason() -> None:
+    """A check that raises counts as unhealthy and says why."""
+    _, body = await health_of(Dependency("redis", raising))
+    assert body["dependencies"]["redis"] == "unhealthy"
+    assert body["details"]["redis"]["error"] == "ConnectionError: redis refused"
+
+
+async def test_slow_check_is_cut_at_its_time_bound() -> None:
+    """A check that runs past the time bound is unhealthy; the others still report."""
+    deps = [Dependency("slow", hanging, critical=True), Dependency("fast", fixed("healthy"))]
+    app = FastAPI()
+    app.include_router(health_router(lambda: deps, version="9", check_timeout=0.05))
+    response = await get_health(app)
+    body = response.json()
+    assert response.status_code == 503
+    assert body["dependencies"] == {"slow": "unhealthy", "fast": "healthy"}
+    assert "timed out" in body["details"]["slow"]["error"]
+
+
+async def test_uptime_counts_from_start() -> None:
+    """Uptime is seconds since the given start."""
+    app = FastAPI()
+    app.include_router(health_router(lambda: [], version="9", started=time.monotonic() - 100))
+    body = (await get_health(app)).json()
+    assert 100 <= body["uptime"] < 200
+    assert body["version"] == "9"
+
+
+async def test_breaker_check_reflects_state() -> None:
+    """breaker_check is healthy when CLOSED, degraded when OPEN or HALF_OPEN, with details."""
+    clock = FakeClock()
+    breaker = CircuitBreaker("risk", failure_threshold=2, recovery_timeout=10.0, clock=clock)
+    check = breaker_check(breaker)
+    assert await check() == CheckResult(
+        "healthy", {"breaker": "CLOSED", "consecutive_failures": 0, "retry_after": 0.0}
+    )
+    breaker.record_failure()
+    breaker.record_failure()
+    clock.advance(4.0)
+    assert await check() == CheckResult(
+        "degraded", {"breaker": "OPEN", "consecutive_failures": 2, "retry_after": 6.0}
+    )
+    clock.advance(6.0)
+    result = await check()
+    assert isinstance(result, CheckResult)
+    assert (result.status, result.detail["breaker"]) == ("degraded", "HALF_OPEN")
+
+
+async def test_breaker_in_health_endpoint() -> None:
+    """An open breaker shows in /health as a degraded dependency, service still 200."""
+    breaker = CircuitBreaker("risk", failure_threshold=1, recovery_timeout=10.0)
+    breaker.record_failure()
+    status, body = await health_of(Dependency("risk_management", breaker_check(breaker)))
+    assert (status, body["status"]) == (200, "degraded")
+    assert body["details"]["risk_management"]["breaker"] == "OPEN"

@@ -1,0 +1,169 @@
+"""Trace IDs: taken from the caller or made here, echoed, kept apart, put on log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+
+from shared.app import build_app
+from shared.tracing import TRACE_HEADER, TraceIdFilter, current_trace_id
+
+NEW_ID = re.compile(r"^[0-9a-f]{32}$")
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+log = logging.getLogger("tests.tracing")
+
+
+class Capture(logging.Handler):
+    """Keeps records, after the trace filter ran on them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.addFilter(TraceIdFilter())
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@asynccontextmanager
+async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def make_app() -> FastAPI:
+    router = APIRouter()
+
+    @router.get("/echo")
+    async def echo() -> dict[str, str | None]:
+        """Report the trace ID before and after yielding to other requests."""
+        before = current_trace_id()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        log.info("handled")
+        return {"before": before, "after": current_trace_id()}
+
+    return build_app(
+        title="t",
+        description="t",
+        lifespan=no_lifespan,
+        routers=[router],
+        dependencies=lambda app: [],
+    )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+def captured() -> Iterator[Capture]:
+    handler = Capture()
+    loggers = [logging.getLogger("tests.tracing"), logging.getLogger("shared.access")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield handler
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def test_echoes_given_trace_id(client: httpx.AsyncClient) -> None:
+    """A well-formed X-Trace-ID is used by the handler and echoed on the response."""
+    response = await client.get("/echo", headers={TRACE_HEADER: "abc-123_XY.z"})
+    assert response.headers[TRACE_HEADER] == "abc-123_XY.z"
+    assert response.json() == {"before": "abc-123_XY.z", "after": "abc-123_XY.z"}
+
+
+async def test_generates_trace_id_when_absent(client: httpx.AsyncClient) -> None:
+    """With no trace header a fresh 32-hex ID is made, used and echoed; each request its own."""
+    first = await client.get("/echo")
+    second = await client.get("/echo")
+    assert NEW_ID.match(first.headers[TRACE_HEADER])
+    assert first.json()["before"] == first.headers[TRACE_HEADER]
+    assert first.headers[TRACE_HEADER] != second.headers[TRACE_HEADER]
+
+
+async def test_accepts_w3c_traceparent(client: httpx.AsyncClient) -> None:
+    """A valid traceparent's trace-id becomes the trace ID."""
+    response = await client.get("/echo", headers={"traceparent": TRACEPARENT})
+    assert response.headers[TRACE_HEADER] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert response.json()["before"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_x_trace_id_wins_over_traceparent(client: httpx.AsyncClient) -> None:
+    """When both are valid, X-Trace-ID (this system's own header) wins."""
+    headers = {TRACE_HEADER: "mine-12345", "traceparent": TRACEPARENT}
+    response = await client.get("/echo", headers=headers)
+    assert response.headers[TRACE_HEADER] == "mine-12345"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {TRACE_HEADER: "a" * 65},
+        {TRACE_HEADER: "short"},
+        {TRACE_HEADER: "has spaces in it"},
+        {TRACE_HEADER: "semi;colon;injection"},
+        {TRACE_HEADER: 'quote"and{json}'},
+        {TRACE_HEADER: ""},
+        {"traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01"},
+        {"traceparent": "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        {"traceparent": "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"},
+        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01"},
+        {"traceparent": "garbage"},
+    ],
+)
+async def test_malformed_ids_replaced(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    """Malformed X-Trace-ID or traceparent values are not trusted: a new ID is made."""
+    response = await client.get("/echo", headers=headers)
+    trace_id = response.headers[TRACE_HEADER]
+    assert NEW_ID.match(trace_id)
+    assert trace_id not in "".join(headers.values()).lower()
+    assert response.json()["before"] == trace_id
+
+
+async def test_concurrent_requests_keep_their_own_ids(client: httpx.AsyncClient) -> None:
+    """50 interleaved requests each see and get back only their own trace ID."""
+    ids = [f"concurrent-{i:04d}" for i in range(50)]
+    responses = await asyncio.gather(
+        *(client.get("/echo", headers={TRACE_HEADER: trace_id}) for trace_id in ids)
+    )
+    for trace_id, response in zip(ids, responses, strict=True):
+        assert response.headers[TRACE_HEADER] == trace_id
+        assert response.json() == {"before": trace_id, "after": trace_id}
+    assert current_trace_id() is None
+
+
+async def test_log_records_carry_trace_id(client: httpx.AsyncClient, captured: Capture) -> None:
+    """The filter puts the request's trace ID on log records, and '-' outside a request."""
+    await client.get("/echo", headers={TRACE_HEADER: "logged-0001"})
+    log.info("outside")
+    handled = [r for r in captured.records if r.getMessage() == "handled"]
+    outside = [r for r in captured.records if r.getMessage() == "outside"]
+    assert [r.__dict__["trace_id"] for r in handled] == ["logged-0001"]
+    assert [r.__dict__["trace_id"] for r in outside] == ["-"]
+
+
+async def test_access_line_carries_trace_id(client: httpx.AsyncClient, captured: Capture) -> None:
+    """The middleware's access line names method, path and status, with the trace ID."""
+    await client.get("/echo", headers={TRACE_HEADER: "access-0001"})
+    await client.get("/missing", headers={TRACE_HEADER: "access-0002"})
+    lines = {
+        r.__dict__["trace_id"]: r.getMessage()
+        for r in captured.records
+        if r.name == "shared.access"
+    }
+    assert lines["access-0001"].startswith("GET /echo 200 ")
+    assert lines["access-0002"].startswith("GET /missing 404 ")
