@@ -54,10 +54,12 @@ class CoinbaseOptions:
     rate_per_second: float = 8.0  # below the public limit of 10 requests/s
     burst: int = 8
     max_attempts: int = 4  # per logical request, the first try included
-    timeout: float = 5.0  # per attempt
+    timeout: float = 3.0  # per attempt
+    # The whole logical request, throttling, retries and waits included, ends within this,
+    # so the gateway answers before its callers' 5 s service timeout.
+    total_timeout: float = 4.5
     initial_backoff: float = 0.25
     max_backoff: float = 4.0
-    max_retry_after: float = 10.0  # a longer Retry-After gives up at once (503 + Retry-After)
     user_agent: str = USER_AGENT
 
 
@@ -123,6 +125,7 @@ class CoinbaseSource:
         self.options = options or CoinbaseOptions()
         self._http = http
         self._clock = clock
+        self._monotonic = monotonic
         self._sleep = sleep
         self._jitter = jitter
         self._headers = {"User-Agent": self.options.user_agent, "Accept": "application/json"}
@@ -174,16 +177,21 @@ class CoinbaseSource:
 
     async def _get_json(self, path: str, params: Mapping[str, Any] | None, symbol: str) -> Any:
         opts = self.options
+        deadline = self._monotonic() + opts.total_timeout
         problem = "no attempt made"
         retry_after: float | None = None
         attempts = 0
         for attempt in range(1, opts.max_attempts + 1):
+            if not await self._bucket.acquire(max_wait=deadline - self._monotonic()):
+                problem = "too many requests queued for Coinbase (client-side rate limit)"
+                retry_after = 1.0
+                break
             attempts = attempt
-            await self._bucket.acquire()
             delay = self._backoff(attempt)
+            timeout = max(0.05, min(opts.timeout, deadline - self._monotonic()))
             try:
                 response = await self._http.get(
-                    self.base_url + path, params=params, headers=self._headers, timeout=opts.timeout
+                    self.base_url + path, params=params, headers=self._headers, timeout=timeout
                 )
             except httpx.TransportError as exc:
                 problem = f"Coinbase unreachable: {type(exc).__name__}"
@@ -203,14 +211,12 @@ class CoinbaseSource:
                 elif status == 429 or status >= 500:
                     problem = f"Coinbase answered {status}"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    if retry_after is not None:
-                        if retry_after > opts.max_retry_after:
-                            break
-                        delay = retry_after
+                    delay = delay if retry_after is None else retry_after
                 else:
                     raise self._failed(f"Coinbase refused the request: {_message(response)}")
-            if attempt < opts.max_attempts:
-                await self._sleep(delay)
+            if attempt == opts.max_attempts or self._monotonic() + delay > deadline:
+                break
+            await self._sleep(delay)
         raise self._failed(f"{problem} (attempts: {attempts})", retry_after)
 
     def _backoff(self, attempt: int) -> float:

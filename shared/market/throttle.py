@@ -34,19 +34,29 @@ class TokenBucket:
         self._tokens = float(capacity)
         self._updated = clock()
 
-    def reserve(self) -> float:
-        """Take one token now; return how long the caller must wait before using it."""
+    def reserve(self, max_wait: float | None = None) -> float | None:
+        """Take one token; return how long to wait before using it.
+
+        None (and no token taken) when the wait would exceed `max_wait`: a caller with a
+        deadline is refused at once instead of queueing behind a flood.
+        """
         now = self._clock()
         self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
         self._updated = now
+        wait = 0.0 if self._tokens >= 1 else (1.0 - self._tokens) / self.rate
+        if max_wait is not None and wait > max_wait:
+            return None
         self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        return wait
 
-    async def acquire(self) -> None:
-        """Wait until this caller may send one request."""
-        wait = self.reserve()
+    async def acquire(self, max_wait: float | None = None) -> bool:
+        """Wait until this caller may send one request; False if that is beyond `max_wait`."""
+        wait = self.reserve(max_wait)
+        if wait is None:
+            return False
         if wait > 0:
             await self._sleep(wait)
+        return True
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

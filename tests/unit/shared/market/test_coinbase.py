@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
@@ -147,13 +148,31 @@ async def test_persistent_5xx_is_market_unavailable(
 async def test_long_retry_after_gives_up_at_once(
     fake: FakeCoinbase, source: CoinbaseSource, sleeps: Sleeps
 ) -> None:
-    """A Retry-After beyond max_retry_after is passed on to our caller instead of waited."""
+    """A Retry-After beyond the request's time budget is passed on to our caller, not waited."""
     fake.fail_next(429, times=5, retry_after=120)
     with pytest.raises(MarketUnavailableError) as caught:
         await source.price("BTC-USD")
     assert caught.value.retry_after == 120
     assert caught.value.headers == {"Retry-After": "120"}
     assert sleeps.delays == []
+
+
+async def test_a_flood_is_refused_rather_than_queued(
+    fake: FakeCoinbase, server: ThreadServer, http: httpx.AsyncClient, sleeps: Sleeps
+) -> None:
+    """Beyond what the rate allows within the time budget, requests fail fast with 503."""
+    options = CoinbaseOptions(rate_per_second=1, burst=2, total_timeout=1.5)
+    source = CoinbaseSource(
+        http, base_url=server.url, options=options, monotonic=lambda: 0.0, sleep=sleeps
+    )
+    results = await asyncio.gather(
+        *(source.price("BTC-USD") for _ in range(5)), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, MarketUnavailableError)]
+    assert len(refused) == 2  # 2 at once, 1 after 1 s: a 4th would wait past the budget
+    assert "rate limit" in refused[0].detail
+    assert fake.count() == 3
+    assert sleeps.delays == [1.0]
 
 
 async def test_unreachable_exchange_is_market_unavailable(

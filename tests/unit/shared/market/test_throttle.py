@@ -40,7 +40,7 @@ async def test_concurrent_callers_never_exceed_the_rate() -> None:
     """50 concurrent callers are spread so that no second sees more than the rate + burst."""
     bucket = TokenBucket(8, 8, clock=lambda: 0.0, sleep=lambda s: asyncio.sleep(0))
     waits = [bucket.reserve() for _ in range(50)]
-    send_times = sorted(waits)
+    send_times = sorted(w for w in waits if w is not None)
     for start in range(int(send_times[-1]) + 1):
         in_window = [s for s in send_times if start <= s < start + 1]
         assert len(in_window) <= 8 + 8
@@ -57,6 +57,16 @@ async def test_bucket_refills_with_time() -> None:
     for _ in range(4):
         await bucket.acquire()
     assert t.log == []
+
+
+async def test_bucket_refuses_beyond_max_wait_without_taking_a_token() -> None:
+    """A caller that cannot wait long enough is refused and leaves the bucket as it was."""
+    t = Time()
+    bucket = TokenBucket(2, 1, clock=t, sleep=t.sleep)
+    assert await bucket.acquire(max_wait=0.1)
+    assert not await bucket.acquire(max_wait=0.1)
+    assert await bucket.acquire(max_wait=0.5)
+    assert t.log == [0.5]
 
 
 def test_bucket_rejects_nonsense() -> None:
