@@ -98,12 +98,12 @@ class SimulatedMarket:
             raise ValueError(f"granularity must be positive, got {granularity}")
         base, quote = symbol.split("-")
         annual = _ANNUAL_VOLS.get(base, 0.45 + 0.25 * (_hash("vol:" + base) % 1000) / 1000)
-        sigma = paths.step_sigma(annual, granularity)
+        sigmas = paths.step_sigmas(annual, granularity)
         log_base = math.log(_usd_price(base) / _usd_price(quote))
         key = (self.seed, _hash(symbol), granularity)
         volume_scale = 1e6 / _usd_price(base) * granularity / 60
         blocks = [
-            paths.block(key, sigma, log_base, index)
+            paths.block(key, sigmas, log_base, index)
             for index in range(first // paths.BLOCK, (stop - 1) // paths.BLOCK + 1)
         ]
         offset = first // paths.BLOCK * paths.BLOCK

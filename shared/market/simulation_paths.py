@@ -12,10 +12,11 @@ function of the block index (alternately above and below the symbol's base price
 ends exactly where the next block starts:
 
 - CHOPPY: a noisy oscillation around the level it starts at (mean-reverting, no drift);
-- VOLATILE: a random walk with several times the symbol's volatility, pinned at both
-  ends (a Brownian bridge), so its swings are large but it carries no drift;
+- VOLATILE: several times the symbol's volatility, as noise around a random walk pinned
+  at both ends (a Brownian bridge): large swings, no drift, and a level that stays near
+  the symbol's realistic range;
 - TRENDING: steady drift with small noise, covering whatever distance is left to the
-  next block's level (between 0.25 and 1 standard deviation of a candle per candle).
+  next block's level (roughly 0.25 to 1 standard deviation of a candle per candle).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int8]
 
-BLOCK = 540
-MIN_STRETCH = 90
+BLOCK = 720
+MIN_STRETCH = 120
 REGIMES = ("TRENDING", "CHOPPY", "VOLATILE")
 TRENDING, CHOPPY, VOLATILE = 0, 1, 2
 SECONDS_PER_YEAR = 365 * 24 * 3600
@@ -39,8 +40,8 @@ VOLATILE_MULTIPLIER = 4.0  # a volatile stretch's step deviation, in the symbol'
 TREND_NOISE = 0.5  # a trending stretch's noise, in sigma
 # The block levels swing +-LEVEL_STEPS sigma around the base, capped in log terms so daily
 # candles keep prices realistic; the cap damps sigma too, keeping the regimes apart.
-LEVEL_STEPS = 45.0
-MAX_LEVEL_SWING = 0.16
+LEVEL_STEPS = 60.0
+MAX_LEVEL_SWING = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +56,15 @@ class Block:
     regime: IntArray
 
 
-def step_sigma(annual_vol: float, granularity: int) -> float:
-    """A candle's log-return deviation: the annual figure scaled, damped at long candles."""
-    sigma = annual_vol * np.sqrt(granularity / SECONDS_PER_YEAR)
-    return float(min(sigma, MAX_LEVEL_SWING / LEVEL_STEPS))
+def step_sigmas(annual_vol: float, granularity: int) -> tuple[float, float]:
+    """A candle's log-return deviation: damped for the level path, and the true figure.
+
+    The calm regimes and the block levels use the damped one, so long candles keep the
+    price realistic; volatile stretches keep the true one (as noise around a level, not
+    a walk), so they are as volatile per year at every granularity.
+    """
+    true = float(annual_vol * np.sqrt(granularity / SECONDS_PER_YEAR))
+    return min(true, MAX_LEVEL_SWING / LEVEL_STEPS), true
 
 
 def _level(key: tuple[int, ...], sigma: float, block: int) -> float:
@@ -76,14 +82,15 @@ def _bridge(steps: FloatArray) -> FloatArray:
 
 
 @lru_cache(maxsize=512)
-def block(key: tuple[int, ...], sigma: float, log_base: float, index: int) -> Block:
+def block(key: tuple[int, ...], sigmas: tuple[float, float], log_base: float, index: int) -> Block:
     """Generate block `index` for `key` = (seed, symbol hash, granularity)."""
+    sigma, true_sigma = sigmas
     rng = np.random.default_rng((*key, index & 0xFFFFFFFF, 0))
     order = rng.permutation(3)
     spare = BLOCK - 3 * MIN_STRETCH
     cuts = np.sort(rng.integers(0, spare + 1, size=2))
     lengths = np.diff(np.concatenate(([0], cuts, [spare]))) + MIN_STRETCH
-    noise = rng.standard_normal((4, BLOCK))
+    noise = rng.standard_normal((5, BLOCK))
 
     start = _level(key, sigma, index)
     end = _level(key, sigma, index + 1)
@@ -96,8 +103,12 @@ def block(key: tuple[int, ...], sigma: float, log_base: float, index: int) -> Bl
     period = rng.uniform(10.0, 30.0)
     phase = 2 * np.pi * np.arange(1, b - a + 1) / period
     chop = 1.5 * sigma * np.sin(phase) + 0.8 * sigma * noise[0, a:b]
+    # Volatile: noise around a pinned random walk, so candles move hard both ways while
+    # the level stays within reach of the next block's.
     a, b = spans[VOLATILE]
-    vol = _bridge(VOLATILE_MULTIPLIER * sigma * noise[0, a:b])
+    jolts = VOLATILE_MULTIPLIER * true_sigma / np.sqrt(2.0) * noise[1, a:b]
+    vol = _bridge(2.0 * sigma * noise[0, a:b]) + jolts
+    vol[-1] = 0.0
     a, b = spans[TRENDING]
     trend_noise = _bridge(TREND_NOISE * sigma * noise[0, a:b])
     drift = (end - start - chop[-1]) * np.arange(1, b - a + 1) / (b - a)
@@ -113,10 +124,10 @@ def block(key: tuple[int, ...], sigma: float, log_base: float, index: int) -> Bl
     log_close[-1] = log_base + end  # exact, so the next block opens at this close
     log_open = np.concatenate(([log_base + start], log_close[:-1]))
 
-    wick_scale = np.where(regime == VOLATILE, VOLATILE_MULTIPLIER, 1.0) * sigma * 0.5
-    high = np.exp(np.maximum(log_open, log_close) + np.abs(noise[1]) * wick_scale)
+    wick_scale = np.where(regime == VOLATILE, VOLATILE_MULTIPLIER * true_sigma, sigma) * 0.5
+    high = np.exp(np.maximum(log_open, log_close) + np.abs(noise[3]) * wick_scale)
     low = np.exp(np.minimum(log_open, log_close) - np.abs(noise[2]) * wick_scale)
-    volume = np.exp(noise[3] * 0.4) * np.where(regime == VOLATILE, 2.5, 1.0)
+    volume = np.exp(noise[4] * 0.4) * np.where(regime == VOLATILE, 2.5, 1.0)
     arrays = (np.exp(log_open), high, low, np.exp(log_close), volume, regime)
     for array in arrays:
         array.flags.writeable = False  # cached and shared: nobody may edit them

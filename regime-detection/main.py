@@ -1,0 +1,3 @@
+from regime_detection.app import create_app
+
+app = create_app()

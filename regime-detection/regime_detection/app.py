@@ -1,0 +1,80 @@
+"""The Regime Detection app: `create_app(settings)` and the lifespan that owns its clients."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from regime_detection.config import Settings
+from regime_detection.routes import router
+from regime_detection.service import RegimeService
+from shared.app import build_app
+from shared.client import ServiceClient
+from shared.health import CheckResult, Dependency, breaker_check
+from shared.logs import configure_logging
+from shared.market.client import MarketDataClient
+from shared.market.factory import SourceChoice, choose_source
+from shared.market.source import MarketSource
+from shared.transport import make_http_client
+
+DESCRIPTION = (
+    "Classifies a symbol's market regime from closed candles read through the Market "
+    "Data Gateway (or the market source directly when the gateway is down): VOLATILE "
+    "when volatility (std of close-to-close log returns, per candle) is high against "
+    "the symbol's own baseline or above an annualised ceiling; else TRENDING when "
+    "ADX(14) >= 25 and Choppiness(14) < 61.8; else CHOPPY."
+)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    source: MarketSource | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """Build the app; `transport`, `source` and `clock` are seams for tests."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("regime-detection", settings.log_level, settings.log_format)
+        http = make_http_client(transport, timeout=settings.service_timeout_seconds)
+        if source is None:
+            choice = await choose_source(settings, http, clock=clock)
+        else:
+            choice = SourceChoice(source, "injected")
+        gateway = ServiceClient.from_settings("market_data", settings, http=http)
+        market = MarketDataClient(gateway, choice.source)
+        app.state.gateway = gateway
+        app.state.source_choice = choice
+        app.state.regime = RegimeService(market, settings, clock=clock)
+        try:
+            yield
+        finally:
+            await choice.source.aclose()
+            await http.aclose()
+
+    def dependencies(app: FastAPI) -> list[Dependency]:
+        choice: SourceChoice = app.state.source_choice
+
+        async def market_source() -> CheckResult:
+            # The fallback source is only read when the gateway is down: report, not probe.
+            return CheckResult("healthy", choice.describe())
+
+        return [
+            Dependency("market_data", breaker_check(app.state.gateway.breaker)),
+            Dependency("market_source", market_source),
+        ]
+
+    return build_app(
+        title="Regime Detection",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routers=[router],
+        dependencies=dependencies,
+    )

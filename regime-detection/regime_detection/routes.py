@@ -1,0 +1,86 @@
+"""`GET /api/v1/regime/{symbol}`: thin handler over `RegimeService`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from regime_detection.schemas import AppliedThresholds, IndicatorValues, RegimeResponse
+from regime_detection.service import Assessment, RegimeService
+from shared.market.models import Granularity, SymbolPath, utc_iso
+
+router = APIRouter(prefix="/api/v1", tags=["regime"])
+
+
+def get_service(request: Request) -> RegimeService:
+    service: RegimeService = request.app.state.regime
+    return service
+
+
+ServiceDep = Annotated[RegimeService, Depends(get_service)]
+GranularityQuery = Annotated[
+    Granularity, Query(description="Candle width in seconds (Coinbase's widths)")
+]
+PeriodsQuery = Annotated[
+    int | None,
+    Query(
+        ge=30,
+        le=300,
+        description="Candles in the indicator window; default 100, where ADX(14) settles",
+    ),
+]
+
+
+@router.get(
+    "/regime/{symbol}",
+    summary="Market regime of a symbol",
+    responses={503: {"description": "No market data from the gateway nor the source"}},
+)
+async def regime(
+    symbol: SymbolPath,
+    service: ServiceDep,
+    granularity: GranularityQuery = 60,
+    periods: PeriodsQuery = None,
+) -> RegimeResponse:
+    """TRENDING, CHOPPY, VOLATILE or UNKNOWN, from ADX(14), CHOP(14) and volatility."""
+    answer = await service.assess(symbol, granularity, periods)
+    return to_response(answer, service)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or value != value else value
+
+
+def to_response(answer: Assessment, service: RegimeService) -> RegimeResponse:
+    """The API view of an assessment."""
+    reading, th = answer.reading, service.thresholds
+    ind = reading.indicators
+    return RegimeResponse(
+        symbol=answer.symbol,
+        regime=reading.regime,
+        confidence=round(reading.confidence, 4),
+        indicators=IndicatorValues(
+            adx=_finite(ind.adx) if ind else None,
+            choppiness=_finite(ind.choppiness) if ind else None,
+            volatility=_finite(ind.volatility) if ind else None,
+            volatility_annualized=_finite(ind.volatility_annualized) if ind else None,
+            baseline_volatility=_finite(ind.baseline_volatility) if ind else None,
+            volatility_ratio=_finite(ind.volatility_ratio) if ind else None,
+        ),
+        timestamp=utc_iso(answer.computed_at),
+        as_of=utc_iso(answer.as_of) if answer.as_of is not None else None,
+        granularity=answer.granularity,
+        periods=answer.periods,
+        candles=answer.candles,
+        baseline_candles=answer.baseline_candles,
+        thresholds=AppliedThresholds(
+            adx_trend=th.adx_trend,
+            chop_high=th.chop_high,
+            volatility_ratio=th.volatility_ratio,
+            volatility_ceiling_annualized=th.volatility_ceiling_annualized,
+        ),
+        source=answer.source,
+        via=answer.via,
+        reason=reading.reason,
+    )
