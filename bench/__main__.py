@@ -1,0 +1,205 @@
+"""`python -m bench` (`make bench`): the trade path and the gateway against a bare chain.
+
+Runs, in order: the bare reference chain and hello-world (started here), then the real
+stack on the simulated source with Redis and a fresh SQLite ledger (and, with
+`--postgres`, the trade path again on a fresh PostgreSQL database), then the stampede
+check on the gateway. Prints the table and the ratios, writes the JSON, and exits 1 if
+any run had errors or the stack could not be started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import profile, report, stack, targets
+from bench.load import Driver, ensure_wrk
+from bench.report import Measured
+from bench.singleflight import stampede
+from bench.targets import RunConfig
+
+# Candles no earlier request asked for, so the stampede meets an empty cache.
+STAMPEDE_PATH = "/api/v1/ohlcv/ETH-USD?granularity=300&periods=100"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--postgres", action="store_true", help="also run the trade path on PostgreSQL"
+    )
+    parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/13", help="a spare DB: flushed"
+    )
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--duration", type=float, default=8.0, help="seconds per high-concurrency run"
+    )
+    parser.add_argument("--c1-duration", type=float, default=5.0, help="seconds per c=1 run")
+    parser.add_argument("--warm", type=float, default=2.0, help="seconds of warm-up per target")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per target; the best is kept")
+    parser.add_argument("--only", default="", help="comma list of: bare,real,postgres,stampede")
+    parser.add_argument("--profile", action="store_true", help="profile the trade path instead")
+    parser.add_argument("--python-load", action="store_true", help="use the Python load generator")
+    parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
+    return parser.parse_args(argv)
+
+
+def real_env(redis_url: str, database_url: str) -> dict[str, str]:
+    """The stack's environment: simulated market, the bench's Redis DB, a fresh ledger."""
+    return {
+        "MARKET_DATA_SOURCE": "simulated",
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        # Large enough that neither cash nor the position cap binds during a run.
+        "STARTING_CASH": "10000000",
+    }
+
+
+def real_targets(servers: list[stack.Server], name: str, full: bool) -> list[targets.Target]:
+    gateway, regime, risk, execution = servers
+    trade = targets.trade(execution.url, name)
+    if not full:
+        return [trade]
+    return [
+        trade,
+        targets.approve(risk.url),
+        targets.regime(regime.url),
+        targets.price(gateway.url),
+    ]
+
+
+def start_real(env: dict[str, str], logs: Path, es: ExitStack) -> list[stack.Server]:
+    """Start the real stack inside `es` and check one trade goes through."""
+    say(f"starting the real stack ({env['DATABASE_URL'].split(':', 1)[0]} ledger)")
+    stack.flush_redis(env["REDIS_URL"])
+    es.callback(stack.flush_redis, env["REDIS_URL"])
+    servers = stack.real_stack(logs, env)
+    es.enter_context(stack.running(servers))
+    profile.check_trade(servers[-1].url, say)
+    return servers
+
+
+def measure_stack(
+    driver: Driver, cfg: RunConfig, logs: Path, args: argparse.Namespace, only: set[str]
+) -> tuple[list[Measured], dict[str, Any], list[str]]:
+    """The bare chain and hello-world, and beside them the real stack on SQLite."""
+    extra: dict[str, Any] = {}
+    failures: list[str] = []
+    bare, hello = stack.bare_chain(logs), stack.hello_world(logs)
+    with stack.running([*bare, hello]), ExitStack() as es:
+        group = [targets.bare_chain(bare[-1].url), targets.hello(hello.url)]
+        real: list[stack.Server] = []
+        if only & {"real", "stampede"}:
+            env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}")
+            try:
+                real = start_real(env, logs, es)
+            except (RuntimeError, TimeoutError) as exc:
+                failures.append(f"real stack: {exc}")
+        if real and "real" in only:
+            # Each target beside its reference: trade after bare chain, price after hello.
+            trade, *others = real_targets(real, "trade", full=True)
+            group = [group[0], trade, group[1], others[-1], *others[:-1]]
+        say("measuring")
+        measured = targets.measure_rounds(driver, group, cfg, say)
+        if real and "stampede" in only:
+            extra["stampede"] = asyncio.run(stampede(real[0].url, STAMPEDE_PATH))
+    return measured, extra, failures
+
+
+def measure_postgres(
+    driver: Driver, cfg: RunConfig, logs: Path, args: argparse.Namespace
+) -> list[Measured]:
+    """The trade path again, on a fresh PostgreSQL ledger."""
+    with (
+        stack.postgres_database(args.pg_admin_url, "tradestack_bench") as url,
+        ExitStack() as es,
+    ):
+        real = start_real(real_env(args.redis_url, url), logs, es)
+        group = real_targets(real, "trade-postgres", full=False)
+        return targets.measure_rounds(driver, group, cfg, say)
+
+
+def summarize(
+    measured: list[Measured], cfg: RunConfig, extra: dict[str, Any]
+) -> list[report.Ratio]:
+    """Print the table, the ratios and the stampede; return the checks."""
+    checks = report.ratios({m.name: m for m in measured})
+    sf = extra.get("stampede")
+    if sf and sf["upstream_calls"] is not None:
+        calls = float(sf["upstream_calls"])
+        checks.append(report.Ratio("stampede upstream calls per key", calls, "<=", 1))
+    say("")
+    say(report.table(measured, cfg.concurrency))
+    say("")
+    say(report.ratio_lines(checks))
+    if sf:
+        calls = sf["upstream_calls"]
+        say(
+            f"stampede: {sf['clients']} clients on {sf['path']}: {sf['ok']} answered 2xx "
+            f"(statuses {sf['statuses']}); upstream calls for the key: "
+            f"{'NOT EXPOSED by the gateway' if calls is None else calls} (target <= 1)"
+        )
+    return checks
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    only = set(filter(None, args.only.split(","))) or {"bare", "real", "stampede"}
+    if args.postgres:
+        only.add("postgres")
+    cfg = RunConfig(
+        args.concurrency, args.duration, args.c1_duration, args.warm, rounds=args.rounds
+    )
+    wrk = None if args.python_load else ensure_wrk(say)
+    machine = report.machine_info("wrk" if wrk else "python")
+    # wrk needs little CPU: on a small machine one thread leaves the cores to the servers.
+    driver = Driver(wrk, threads=1 if machine["nproc"] <= 2 else 2)
+    if not wrk:
+        say("load generator: Python fallback (bench.pyload); it may limit the fastest targets")
+    say(f"machine: {machine['nproc']} CPUs, {machine['cpu_model']}; load: {driver.name}")
+
+    logs = Path(tempfile.mkdtemp(prefix="bench-"))
+    if args.profile:
+        return profile.run(driver, cfg, logs, real_env(args.redis_url, ""), args.results_dir, say)
+
+    measured: list[Measured] = []
+    extra: dict[str, Any] = {}
+    failures: list[str] = []
+    if only & {"bare", "real", "stampede"}:
+        measured, extra, failures = measure_stack(driver, cfg, logs, args, only)
+    if "postgres" in only:
+        try:
+            measured += measure_postgres(driver, cfg, logs, args)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            failures.append(f"postgres stack: {exc}")
+
+    checks = summarize(measured, cfg, extra)
+    for failure in failures:
+        say(f"FAILED {failure}")
+    sf = extra.get("stampede")
+    errors = sum(m.errors for m in measured) + (sf["clients"] - sf["ok"] if sf else 0)
+    extra = {**extra, "config": asdict(cfg), "failures": failures, "errors": errors}
+    doc = report.results_json(measured, checks, machine, extra)
+    path = report.write_results(doc, args.results_dir)
+    say(f"results: {path} (and latest.json); logs: {logs}; {time.monotonic() - started:.0f}s")
+    if errors:
+        say(f"{errors} errors in the runs")
+    return 1 if errors or failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,136 @@
+"""What is measured: each target's request, and one target's warm-up plus two timed runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bench.load import Driver, LoadSpec
+from bench.report import Measured, best_of
+
+SYMBOL = "BTC-USD"
+# Buys and sells alternate, the sells smaller, so a long run neither drains cash nor
+# sells more than it holds.
+TRADE_BODIES: tuple[dict[str, Any], ...] = (
+    {"symbol": SYMBOL, "side": "buy", "amount": 50.0},
+    {"symbol": SYMBOL, "side": "sell", "amount": 40.0},
+)
+APPROVE_BODIES: tuple[dict[str, Any], ...] = (
+    {
+        "symbol": SYMBOL,
+        "side": "buy",
+        "amount": 50.0,
+        "current_portfolio": {"cash": 100000.0, "positions": {SYMBOL: 0.5}},
+    },
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One endpoint under load."""
+
+    name: str
+    label: str
+    url: str
+    method: str = "GET"
+    bodies: Sequence[dict[str, Any]] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How long and how hard each target is driven (seconds, connections)."""
+
+    concurrency: int = 32
+    duration: float = 8.0
+    c1_duration: float = 5.0
+    warm: float = 2.0
+    rounds: int = 2
+    timeout: float = 5.0
+
+
+def trade(base: str, name: str = "trade") -> Target:
+    label = "POST /api/v1/trade" + (" (postgres)" if name.endswith("postgres") else "")
+    return Target(name, label, f"{base}/api/v1/trade", "POST", TRADE_BODIES)
+
+
+def approve(base: str) -> Target:
+    return Target(
+        "approve",
+        "POST /api/v1/approve-trade",
+        f"{base}/api/v1/approve-trade",
+        "POST",
+        APPROVE_BODIES,
+    )
+
+
+def regime(base: str) -> Target:
+    return Target("regime", f"GET /api/v1/regime/{SYMBOL}", f"{base}/api/v1/regime/{SYMBOL}")
+
+
+def price(base: str) -> Target:
+    return Target("price", f"GET /api/v1/price/{SYMBOL} (cached)", f"{base}/api/v1/price/{SYMBOL}")
+
+
+def bare_chain(base: str) -> Target:
+    return Target(
+        "bare-chain", "bare chain POST /api/v1/trade", f"{base}/api/v1/trade", "POST", TRADE_BODIES
+    )
+
+
+def hello(base: str) -> Target:
+    return Target("hello-world", "bare FastAPI hello-world", f"{base}/")
+
+
+def _spec(target: Target, cfg: RunConfig, concurrency: int, duration: float) -> LoadSpec:
+    return LoadSpec(
+        url=target.url,
+        method=target.method,
+        bodies=target.bodies,
+        concurrency=concurrency,
+        duration=duration,
+        timeout=cfg.timeout,
+    )
+
+
+def warm(driver: Driver, target: Target, cfg: RunConfig, say: Callable[[str], None]) -> int:
+    """Load the target briefly, untimed (connections, caches, the ledger); return its errors."""
+    result = driver.run(_spec(target, cfg, cfg.concurrency, cfg.warm))
+    if result.errors:
+        say(f"  warm-up of {target.name} had {result.errors} errors")
+    return result.errors
+
+
+def measure(driver: Driver, target: Target, cfg: RunConfig, say: Callable[[str], None]) -> Measured:
+    """One round: the target at concurrency 1, then at `cfg.concurrency`."""
+    c1 = driver.run(_spec(target, cfg, 1, cfg.c1_duration))
+    cn = driver.run(_spec(target, cfg, cfg.concurrency, cfg.duration))
+    say(
+        f"  {target.name:<15} {cn.rps:8.0f} rps@c{cfg.concurrency}  p50@c1 {c1.p50_ms:6.2f} ms"
+        f"  p50@c{cfg.concurrency} {cn.p50_ms:6.2f} ms  errors {c1.errors + cn.errors}"
+    )
+    return Measured(target.name, target.label, c1, cn)
+
+
+def measure_rounds(
+    driver: Driver,
+    group: Sequence[Target],
+    cfg: RunConfig,
+    say: Callable[[str], None],
+) -> list[Measured]:
+    """Warm every target, then measure them in turn, `cfg.rounds` times; keep the best round.
+
+    Interleaving puts a target and its reference close in time, so the ratios compare
+    runs that shared the machine's conditions.
+    """
+    warm_errors = {t.name: warm(driver, t, cfg, say) for t in group}
+    rounds: dict[str, list[Measured]] = {t.name: [] for t in group}
+    for n in range(cfg.rounds):
+        say(f" round {n + 1}/{cfg.rounds}")
+        for target in group:
+            rounds[target.name].append(measure(driver, target, cfg, say))
+    out = []
+    for target in group:
+        best = best_of(rounds[target.name])
+        out.append(replace(best, other_errors=best.other_errors + warm_errors[target.name]))
+    return out

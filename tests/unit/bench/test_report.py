@@ -1,0 +1,94 @@
+"""The report: best round, ratios against the targets, the table and the JSON files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.load import LoadResult
+from bench.report import Measured, Ratio, best_of, ratios, results_json, table, write_results
+
+
+def run(rps: float, p50: float, errors: int = 0) -> LoadResult:
+    return LoadResult(int(rps * 10), 10.0, p50, p50 * 3, errors, 0)
+
+
+def target(name: str, rps: float, p50: float, errors: int = 0) -> Measured:
+    return Measured(name, name, c1=run(100, p50), cn=run(rps, p50 * 10, errors))
+
+
+def test_best_of_keeps_the_fastest_runs_and_every_error() -> None:
+    """The best round's rps and c=1 p50 are kept; errors of discarded rounds still count."""
+    slow = Measured("t", "t", c1=run(100, 1.0), cn=run(500, 9.0, errors=2))
+    fast = Measured("t", "t", c1=run(100, 2.0), cn=run(800, 9.0))
+    best = best_of([slow, fast])
+    assert best.cn.rps == pytest.approx(800)
+    assert best.c1.p50_ms == 1.0
+    assert best.errors == 2
+    assert best.rounds == 2
+
+
+def test_best_of_nothing_is_an_error() -> None:
+    """Asking for the best of no rounds fails."""
+    with pytest.raises(ValueError, match="no rounds"):
+        best_of([])
+
+
+def test_ratios_check_the_issue_targets() -> None:
+    """trade/bare rps >= 0.75, trade/bare p50 <= 1.5 and price/hello rps >= 0.5."""
+    by_name = {
+        "trade": target("trade", 700, 3.0),
+        "bare-chain": target("bare-chain", 1000, 1.5),
+        "price": target("price", 4000, 0.2),
+        "hello-world": target("hello-world", 10000, 0.1),
+    }
+    checks = {r.name: r for r in ratios(by_name)}
+    rps = checks["trade/bare-chain rps@c32"]
+    assert rps.value == pytest.approx(0.7)
+    assert not rps.passed
+    p50 = checks["trade/bare-chain p50@c1"]
+    assert p50.value == pytest.approx(2.0)
+    assert not p50.passed
+    price = checks["price(cached)/hello-world rps@c32"]
+    assert price.value == pytest.approx(0.4)
+    assert not price.passed
+
+
+def test_ratios_pass_at_the_limits_and_skip_missing_targets() -> None:
+    """A ratio exactly at its limit passes; a target not measured gives no ratio."""
+    by_name = {"trade": target("trade", 750, 1.5), "bare-chain": target("bare-chain", 1000, 1.0)}
+    checks = ratios(by_name)
+    assert [r.passed for r in checks] == [True, True]
+    assert all("price" not in r.name for r in checks)
+
+
+def test_ratio_with_a_zero_denominator_fails() -> None:
+    """A reference that served nothing cannot make a target pass."""
+    assert not Ratio("x", 0.0, ">=", 0.5).passed
+
+
+def test_table_has_a_row_per_target_and_aligned_columns() -> None:
+    """The Markdown table has the header, a rule and one row per target, all one width."""
+    text = table([target("trade", 812.4, 2.5, errors=1), target("hello-world", 9000, 0.1)], 32)
+    lines = text.splitlines()
+    assert lines[0].startswith("| target")
+    assert "rps@c32" in lines[0]
+    assert len({len(line) for line in lines}) == 1
+    assert "| 812 " in lines[2]
+    assert lines[2].rstrip(" |").endswith("1")
+
+
+def test_results_are_written_timestamped_and_as_latest(tmp_path: Path) -> None:
+    """The JSON goes to a timestamped file and to latest.json, with targets and ratios."""
+    measured = [target("trade", 750, 1.5), target("bare-chain", 1000, 1.0)]
+    doc = results_json(measured, ratios({m.name: m for m in measured}), {"nproc": 2}, {"x": 1})
+    path = write_results(doc, tmp_path)
+    assert path.name.startswith("bench-")
+    latest = json.loads((tmp_path / "latest.json").read_text())
+    assert latest == json.loads(path.read_text())
+    assert latest["machine"] == {"nproc": 2}
+    assert latest["targets"][0]["cn"]["rps"] == 750.0
+    assert latest["ratios"][0]["pass"] is True
+    assert latest["x"] == 1
