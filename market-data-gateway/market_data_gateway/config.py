@@ -1,0 +1,52 @@
+"""The gateway's settings: the cache, and how politely Coinbase is asked."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.market.coinbase import CoinbaseOptions
+from shared.settings import MarketSettings
+
+
+class Settings(MarketSettings):
+    """Every knob of the Market Data Gateway, read from the environment (upper-cased names)."""
+
+    # Shared cache across replicas; unset → an in-process TTL cache only.
+    redis_url: str | None = None
+    # Keys are prefixed, so one Redis can serve other purposes too.
+    redis_key_prefix: str = "mdg:"
+    # Short, so a dead or blackholed Redis costs a request at most this (connect + reply).
+    redis_socket_timeout_seconds: float = Field(default=0.25, gt=0)
+    # After a Redis failure, serve uncached for this long before trying Redis again,
+    # so a dead Redis is not hit (and waited for) on every request.
+    redis_retry_seconds: float = Field(default=2.0, gt=0)
+    # How long a price is served from cache.
+    price_ttl_seconds: float = Field(default=1.0, gt=0)
+    # Candles are cached until the next candle closes; if the newest closed candle is
+    # missing (the exchange may publish it late), only for this long.
+    ohlcv_incomplete_ttl_seconds: float = Field(default=5.0, gt=0)
+    # Bound of the in-process layer (hot keys in front of Redis, or the whole cache).
+    local_cache_max_entries: int = Field(default=10_000, ge=1)
+
+    # Coinbase politeness: the public limit is 10 requests/s per IP.
+    coinbase_rate_limit_per_second: float = Field(default=8.0, gt=0, le=10)
+    coinbase_burst: int = Field(default=8, ge=1, le=15)
+    # Attempts per logical request (first try included) on 429, 5xx and network errors.
+    coinbase_max_attempts: int = Field(default=4, ge=1, le=10)
+    coinbase_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Everything one request may take (throttle, retries, Retry-After waits included).
+    coinbase_total_timeout_seconds: float = Field(default=4.5, gt=0)
+    coinbase_initial_backoff_seconds: float = Field(default=0.25, gt=0)
+    coinbase_max_backoff_seconds: float = Field(default=4.0, gt=0)
+
+    def coinbase_options(self) -> CoinbaseOptions:
+        """The Coinbase knobs as the source takes them."""
+        return CoinbaseOptions(
+            rate_per_second=self.coinbase_rate_limit_per_second,
+            burst=self.coinbase_burst,
+            max_attempts=self.coinbase_max_attempts,
+            timeout=self.coinbase_timeout_seconds,
+            total_timeout=self.coinbase_total_timeout_seconds,
+            initial_backoff=self.coinbase_initial_backoff_seconds,
+            max_backoff=self.coinbase_max_backoff_seconds,
+        )

@@ -1,0 +1,103 @@
+"""The gateway's API contract: what each endpoint answers, with examples."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.market.models import SourceName
+
+
+class CandleWidth(IntEnum):
+    """Coinbase's candle widths, in seconds."""
+
+    ONE_MINUTE = 60
+    FIVE_MINUTES = 300
+    FIFTEEN_MINUTES = 900
+    ONE_HOUR = 3600
+    SIX_HOURS = 21600
+    ONE_DAY = 86400
+
+
+class PriceOut(BaseModel):
+    """The last trade price of a symbol."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "BTC-USD",
+                    "price": 45000.5,
+                    "timestamp": "2025-10-03T10:30:00.123456Z",
+                    "source": "coinbase",
+                }
+            ]
+        }
+    )
+
+    symbol: str = Field(description="Coinbase product id")
+    price: float = Field(description="Last trade price, in the quote currency")
+    timestamp: datetime = Field(description="When that trade happened (ISO-8601 UTC)")
+    source: SourceName = Field(description="Where the price came from")
+
+
+class CandleOut(BaseModel):
+    """One closed candle; `timestamp` is when its interval opened."""
+
+    timestamp: datetime = Field(examples=["2025-10-03T10:29:00Z"])
+    open: float = Field(examples=[44950.0])
+    high: float = Field(examples=[45100.0])
+    low: float = Field(examples=[44900.0])
+    close: float = Field(examples=[45000.0])
+    volume: float = Field(description="Traded volume, in the base currency", examples=[15.5])
+
+
+class OHLCVOut(BaseModel):
+    """Closed candles, oldest first; an interval without trades has no candle (a gap)."""
+
+    symbol: str = Field(examples=["BTC-USD"])
+    granularity: int = Field(description="Candle width in seconds", examples=[60])
+    source: SourceName = Field(examples=["coinbase"])
+    data: list[CandleOut]
+
+
+class RegimeOut(BaseModel):
+    """The simulator's true regime for the candle containing `at`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "BTC-USD",
+                    "granularity": 60,
+                    "at": "2025-10-03T10:30:15Z",
+                    "candle_open": "2025-10-03T10:30:00Z",
+                    "regime": "TRENDING",
+                }
+            ]
+        }
+    )
+
+    symbol: str
+    granularity: int
+    at: datetime = Field(description="The instant asked about")
+    candle_open: datetime = Field(description="Open time of the candle containing `at`")
+    regime: Literal["TRENDING", "CHOPPY", "VOLATILE"]
+
+
+def problem(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a problem+json error."""
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"type": "object"}}},
+    }
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: problem("Unknown symbol (the exchange does not list it)"),
+    422: problem("Invalid symbol, periods or granularity; `errors` names the fields"),
+    503: problem("No market data could be had from the source"),
+}

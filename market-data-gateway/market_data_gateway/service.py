@@ -1,0 +1,149 @@
+"""The gateway's logic: answers as pre-serialised JSON bytes, cached, one load per key."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from market_data_gateway.cache import MarketCache
+from market_data_gateway.singleflight import SingleFlight
+from shared.errors import InvalidRequestError, NotFoundError
+from shared.market.models import CandleSeries, Quote, utc_iso
+from shared.market.simulated import SimulatedMarket
+from shared.market.source import MarketSource
+
+
+def price_body(quote: Quote) -> bytes:
+    return orjson.dumps(
+        {
+            "symbol": quote.symbol,
+            "price": quote.price,
+            "timestamp": utc_iso(quote.time),
+            "source": quote.source,
+        }
+    )
+
+
+def ohlcv_body(series: CandleSeries) -> bytes:
+    data = [
+        {
+            "timestamp": utc_iso(c.time),
+            "open": c.open,
+            "high": c.high,
+            "low": c.low,
+            "close": c.close,
+            "volume": c.volume,
+        }
+        for c in series.candles
+    ]
+    body = {"symbol": series.symbol, "granularity": series.granularity, "source": series.source}
+    return orjson.dumps({**body, "data": data})
+
+
+def parse_instant(text: str) -> float:
+    """Epoch seconds or an ISO-8601 time (naive means UTC) → epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _bad_at(text) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _bad_at(text: str) -> InvalidRequestError:
+    message = "must be epoch seconds or an ISO-8601 time"
+    errors = [{"field": "at", "location": "query", "message": message, "type": "value_error"}]
+    return InvalidRequestError(f"Invalid request: at {text!r} {message}", extra={"errors": errors})
+
+
+class GatewayService:
+    """Prices and candles from one market source through the cache."""
+
+    def __init__(
+        self,
+        source: MarketSource,
+        cache: MarketCache,
+        *,
+        price_ttl: float,
+        incomplete_ttl: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.cache = cache
+        self.price_ttl = price_ttl
+        self.incomplete_ttl = incomplete_ttl
+        self._clock = clock
+        self._flight = SingleFlight()
+
+    async def price(self, symbol: str) -> bytes:
+        """The price answer; cached for `price_ttl`."""
+        key = f"price:{symbol}"
+        body = self.cache.peek(key)
+        if body is not None:
+            return body
+        return await self._flight.run(key, lambda: self._load_price(symbol, key))
+
+    async def ohlcv(self, symbol: str, granularity: int, periods: int) -> bytes:
+        """The candles answer; cached until the forming candle closes."""
+        # The key names the forming candle, so it changes exactly when a candle closes,
+        # whatever any cache layer's own clock says.
+        forming = int(self._clock()) // granularity * granularity
+        key = f"ohlcv:{symbol}:{granularity}:{periods}:{forming}"
+        body = self.cache.peek(key)
+        if body is not None:
+            return body
+        return await self._flight.run(
+            key, lambda: self._load_ohlcv(symbol, granularity, periods, key, forming)
+        )
+
+    def true_regime(self, symbol: str, granularity: int, at: str | None) -> dict[str, Any]:
+        """The simulator's ground truth for the candle containing `at` (default: now)."""
+        if not isinstance(self.source, SimulatedMarket):
+            raise NotFoundError(
+                f"ground truth exists only on the simulated source; this gateway reads "
+                f"{self.source.name}"
+            )
+        moment = self._clock() if at is None else parse_instant(at)
+        if not math.isfinite(moment) or not 0 <= moment < 253_402_300_800:  # years 1970-9999
+            raise _bad_at(str(at))
+        opened = math.floor(moment / granularity) * granularity
+        return {
+            "symbol": symbol,
+            "granularity": granularity,
+            "at": utc_iso(moment),
+            "candle_open": utc_iso(opened),
+            "regime": self.source.regime_at(symbol, granularity, moment),
+        }
+
+    async def _load_price(self, symbol: str, key: str) -> bytes:
+        body = await self.cache.get(key)
+        if body is None:
+            body = price_body(await self.source.price(symbol))
+            await self.cache.set(key, body, self.price_ttl)
+        return body
+
+    async def _load_ohlcv(
+        self, symbol: str, granularity: int, periods: int, key: str, forming: int
+    ) -> bytes:
+        body = await self.cache.get(key)
+        if body is not None:
+            return body
+        series = await self.source.candles(symbol, granularity, periods)
+        body = ohlcv_body(series)
+        ttl = forming + granularity - self._clock()
+        newest_closed = forming - granularity
+        if not series.candles or series.candles[-1].time != newest_closed:
+            # The newest closed candle is missing: a gap, or not published yet. Look again soon.
+            ttl = min(ttl, self.incomplete_ttl)
+        await self.cache.set(key, body, ttl)
+        return body

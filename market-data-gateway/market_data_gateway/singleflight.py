@@ -1,0 +1,36 @@
+"""Single flight: concurrent callers for one key share one load instead of each doing it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+
+class SingleFlight:
+    """At most one load in flight per key within this process.
+
+    The load runs as its own task and each caller awaits it through `asyncio.shield`, so
+    a caller that gives up (client disconnect, timeout) does not cancel it for the others.
+    Across replicas the shared cache absorbs the duplicates.
+    """
+
+    def __init__(self) -> None:
+        self._loads: dict[str, asyncio.Task[bytes]] = {}
+
+    def __len__(self) -> int:
+        return len(self._loads)
+
+    async def run(self, key: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The result of `load()` for `key`, started now or joined if already running."""
+        task = self._loads.get(key)
+        if task is None:
+            task = asyncio.ensure_future(load())
+            self._loads[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, key: str, task: asyncio.Task[bytes]) -> None:
+        if self._loads.get(key) is task:
+            del self._loads[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warning if every caller left
