@@ -34,6 +34,7 @@ class Constraint(enum.StrEnum):
     REGIME = "regime"
     MINIMUM_ORDER = "minimum_order"
     NO_PRICE = "no_price"
+    UNPRICED_HOLDING = "unpriced_holding"
 
 
 @dataclass(frozen=True, kw_only=True)

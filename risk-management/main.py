@@ -1,0 +1,3 @@
+from risk_management.app import create_app
+
+app = create_app()

@@ -1,0 +1,86 @@
+"""The Risk Management app: `create_app(settings)` and the lifespan that owns its clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from risk_management.config import Settings
+from risk_management.routes import router
+from risk_management.service import RiskService
+from shared.app import build_app
+from shared.client import ServiceClient
+from shared.health import CheckResult, Dependency, breaker_check
+from shared.logs import configure_logging
+from shared.market.client import MarketDataClient
+from shared.market.factory import SourceChoice, choose_source
+from shared.market.source import MarketSource
+from shared.transport import make_http_client
+
+DESCRIPTION = """\
+Pre-trade approval and sizing. A buy is bounded by cash (less a fee reserve), a
+parametric one-day VaR limit on the post-trade portfolio, a position cap as a share of
+equity, and the regime multiplier; a sell only by what is held. `risk_metrics` are
+shares of post-trade equity. VaR model: normal returns, zero mean, positions perfectly
+correlated (VaR is the sum of per-position VaRs), daily volatility from the regime
+service's per-candle volatility (or the candles) scaled by the square root of time.
+Regime service down: sized as UNKNOWN. No price: refused.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    direct_source: MarketSource | None = None,
+) -> FastAPI:
+    """Build the service; `transport` and `direct_source` are seams for tests."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("risk-management", settings.log_level, settings.log_format)
+        http = make_http_client(transport, timeout=settings.service_timeout_seconds)
+        choice: SourceChoice | None = None
+        try:
+            if direct_source is not None:
+                choice = SourceChoice(direct_source, "injected")
+            else:
+                choice = await choose_source(settings, http)
+            gateway = ServiceClient.from_settings("market_data", settings, http=http)
+            regime = ServiceClient.from_settings("regime_detection", settings, http=http)
+            app.state.gateway, app.state.regime, app.state.source = gateway, regime, choice
+            market = MarketDataClient(gateway, choice.source)
+            app.state.risk = RiskService(settings, market, regime)
+            yield
+        finally:
+            if choice is not None:
+                await choice.source.aclose()
+            await http.aclose()
+
+    return build_app(
+        title="Risk Management",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routers=[router],
+        dependencies=_dependencies,
+    )
+
+
+def _dependencies(app: FastAPI) -> list[Dependency]:
+    """Upstreams as their breakers see them; neither is critical (each has a fallback)."""
+    if not hasattr(app.state, "risk"):
+        return []
+    choice: SourceChoice = app.state.source
+
+    async def source_check() -> CheckResult:
+        return CheckResult("degraded" if choice.fell_back else "healthy", choice.describe())
+
+    return [
+        Dependency("market_data", breaker_check(app.state.gateway.breaker)),
+        Dependency("regime_detection", breaker_check(app.state.regime.breaker)),
+        Dependency("market_source", source_check),
+    ]

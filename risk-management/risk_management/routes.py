@@ -1,0 +1,26 @@
+"""HTTP surface of Risk Management: one decision endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from risk_management.schemas import ApproveTradeRequest, ApproveTradeResponse
+from risk_management.service import RiskService
+
+router = APIRouter(prefix="/api/v1", tags=["risk"])
+
+
+def get_service(request: Request) -> RiskService:
+    service: RiskService = request.app.state.risk
+    return service
+
+
+ServiceDep = Annotated[RiskService, Depends(get_service)]
+
+
+@router.post("/approve-trade", summary="Approve, reduce or refuse a trade")
+async def approve_trade(body: ApproveTradeRequest, service: ServiceDep) -> ApproveTradeResponse:
+    """Size a trade against regime, position, cash/holdings, VaR and minimum-order limits."""
+    return await service.approve(body)

@@ -1,0 +1,122 @@
+"""One approval: read price, regime and volatilities concurrently, then size the trade.
+
+Upstream trouble never fails the call: no price for the traded symbol (or for a held
+one, without which equity is unknown) refuses the trade; no regime sizes it as UNKNOWN;
+no volatility takes the conservative default. Each fallback is said in `reason`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from risk_management.config import Settings
+from risk_management.inputs import (
+    PriceReading,
+    RegimeReading,
+    VolatilitySource,
+    read_price,
+    read_regime,
+    read_volatility,
+)
+from risk_management.limits import Holding, Portfolio, Regime, TradeRequest
+from risk_management.responses import priced_response, refused_response
+from risk_management.schemas import ApproveTradeRequest, ApproveTradeResponse
+from risk_management.sizing import Constraint, no_price, size_trade
+from shared.client import ServiceClient
+from shared.market.client import MarketDataClient
+
+T = TypeVar("T")
+
+
+class RiskService:
+    """Pre-trade approval against the configured limits."""
+
+    def __init__(self, settings: Settings, market: MarketDataClient, regime: ServiceClient):
+        self.settings = settings
+        self.limits = settings.limits()
+        self.market = market
+        self.regime = regime
+
+    async def approve(self, request: ApproveTradeRequest) -> ApproveTradeResponse:
+        """Approve, reduce or refuse one trade."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.decision_timeout_seconds
+        symbol = request.symbol
+        positions = request.current_portfolio.positions
+        others = sorted(s for s, q in positions.items() if q > 0 and s != symbol)
+        timed_out = PriceReading(None, "timed out")
+        price, regime, other_prices, other_sigmas = await asyncio.gather(
+            _within(read_price(self.market, symbol), timed_out, deadline),
+            _within(self._read_regime(symbol), _regime_timeout(), deadline),
+            asyncio.gather(
+                *(_within(read_price(self.market, s), timed_out, deadline) for s in others)
+            ),
+            asyncio.gather(*(_within(self._read_volatility(s), None, deadline) for s in others)),
+        )
+        notes = [] if regime.problem is None else [_regime_note(regime.problem)]
+        if price.quote is None:
+            reason = no_price(symbol, price.problem or "no answer")
+            return refused_response(Constraint.NO_PRICE.value, "; ".join([reason, *notes]), regime)
+        unpriced = [s for s, p in zip(others, other_prices, strict=True) if p.quote is None]
+        if unpriced:
+            reason = f"No price for held {', '.join(unpriced)}: the portfolio cannot be valued"
+            return refused_response(
+                Constraint.UNPRICED_HOLDING.value, "; ".join([reason, *notes]), regime
+            )
+
+        sigma = regime.sigma_daily
+        sigma_source: VolatilitySource = "regime"
+        if sigma is None:
+            sigma = await _within(self._read_volatility(symbol), None, deadline)
+            sigma_source = "candles"
+        sigma, sigma_source = self._or_default(symbol, sigma, sigma_source, notes)
+        holdings = {symbol: Holding(positions.get(symbol, 0.0), price.quote.price, sigma)}
+        for s, reading, other_sigma in zip(others, other_prices, other_sigmas, strict=True):
+            assert reading.quote is not None
+            held_sigma, _ = self._or_default(s, other_sigma, "candles", notes)
+            holdings[s] = Holding(positions[s], reading.quote.price, held_sigma)
+
+        portfolio = Portfolio(cash=request.current_portfolio.cash, holdings=holdings)
+        trade = TradeRequest(symbol=symbol, side=request.side, amount=request.amount)
+        decision = size_trade(trade, portfolio, regime.regime, self.limits)
+        return priced_response(
+            decision, regime, price.quote, sigma, sigma_source, notes, self.limits
+        )
+
+    async def _read_regime(self, symbol: str) -> RegimeReading:
+        return await read_regime(self.regime, symbol, self.settings.volatility_granularity)
+
+    async def _read_volatility(self, symbol: str) -> float | None:
+        granularity = self.settings.volatility_granularity
+        return await read_volatility(
+            self.market, symbol, granularity, self.settings.volatility_periods
+        )
+
+    def _or_default(
+        self, symbol: str, sigma: float | None, source: VolatilitySource, notes: list[str]
+    ) -> tuple[float, VolatilitySource]:
+        """The volatility floored, or the conservative default (noted) when unknown."""
+        if sigma is None:
+            default = self.settings.default_daily_volatility
+            notes.append(f"no volatility for {symbol}: assumed {default:.1%} daily")
+            return default, "default"
+        return max(sigma, self.settings.min_daily_volatility), source
+
+
+async def _within(call: Awaitable[T], fallback: T, deadline: float) -> T:
+    """`call`'s result, or `fallback` once the decision's deadline has passed."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await call
+    except TimeoutError:
+        return fallback
+
+
+def _regime_timeout() -> RegimeReading:
+    return RegimeReading(Regime.UNKNOWN, None, None, problem="timed out")
+
+
+def _regime_note(problem: str) -> str:
+    return f"regime service unavailable ({problem}); sized as UNKNOWN"

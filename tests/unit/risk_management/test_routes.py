@@ -1,0 +1,92 @@
+"""Bad input is a 422 problem naming the field, before any upstream call."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from risk_management.app import create_app
+from risk_management.config import Settings
+
+from tests.support.servers import free_port
+
+
+def _valid() -> dict[str, Any]:
+    return {
+        "symbol": "BTC-USD",
+        "side": "buy",
+        "amount": 1000,
+        "current_portfolio": {"cash": 10_000, "positions": {"BTC-USD": 0.1}},
+    }
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    body = _valid()
+    *parents, leaf = path.split(".")
+    target = body
+    for part in parents:
+        target = target[part]
+    target[leaf] = value
+    return body
+
+
+CASES = [
+    ("amount zero", _with("amount", 0), "amount"),
+    ("amount negative", _with("amount", -5), "amount"),
+    ("unknown side", _with("side", "short"), "side"),
+    ("malformed symbol", _with("symbol", "btc-usd"), "symbol"),
+    ("negative cash", _with("current_portfolio.cash", -1), "current_portfolio.cash"),
+    (
+        "negative quantity",
+        _with("current_portfolio.positions", {"ETH-USD": -2}),
+        "current_portfolio.positions.ETH-USD",
+    ),
+    (
+        "malformed held symbol",
+        _with("current_portfolio.positions", {"eth": 1}),
+        "current_portfolio.positions.eth.[key]",
+    ),
+    ("unknown field", {**_valid(), "leverage": 3}, "leverage"),
+    ("misspelt positions", _with("current_portfolio.position", {}), "current_portfolio.position"),
+    ("missing portfolio", {k: v for k, v in _valid().items() if k != "current_portfolio"},
+     "current_portfolio"),
+]  # fmt: skip
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process, its lifespan run by hand, upstreams at closed ports."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(market_data_source="simulated", market_data_url=closed, regime_url=closed)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://risk") as http:
+            yield http
+
+
+@pytest.mark.parametrize(("name", "body", "field"), CASES, ids=[c[0] for c in CASES])
+async def test_bad_input_is_a_422_naming_the_field(
+    client: httpx.AsyncClient, name: str, body: dict[str, Any], field: str
+) -> None:
+    """Each malformed request is refused with a problem that names its field."""
+    response = await client.post("/api/v1/approve-trade", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert field in [e["field"] for e in problem["errors"]]
+    assert field in problem["detail"]
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_non_finite_numbers_are_refused(client: httpx.AsyncClient, raw: str) -> None:
+    """NaN and infinities (which Python's JSON parser accepts) are a 422 on the field."""
+    body = '"symbol": "BTC-USD", "side": "buy", "current_portfolio": {"cash": 10}'
+    text = "{" + body + ', "amount": ' + raw + "}"
+    response = await client.post(
+        "/api/v1/approve-trade", content=text, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "amount" in [e["field"] for e in response.json()["errors"]]
