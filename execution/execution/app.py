@@ -1,0 +1,145 @@
+"""The Execution app: `create_app(settings)` and the lifespan that owns the ledger and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from execution.broker import Costs
+from execution.config import Settings
+from execution.db import Database
+from execution.idempotency import IdempotencyStore
+from execution.ledger import Ledger
+from execution.migrate import migrate
+from execution.orders import OrderBook
+from execution.portfolio import PortfolioValuer
+from execution.routes import router
+from execution.service import TradeService
+from shared.app import build_app
+from shared.client import ServiceClient
+from shared.health import CheckResult, Dependency, breaker_check
+from shared.logs import configure_logging
+from shared.market.client import MarketDataClient
+from shared.market.factory import SourceChoice, choose_source
+from shared.market.source import MarketSource
+from shared.transport import make_http_client
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Paper execution with a durable SQL ledger. A trade reads the account from the ledger,
+asks Risk Management with that portfolio, and fills `min(amount, max_amount)` at the
+price in Risk's decision (read from the gateway a moment before) moved against the
+trader by `SLIPPAGE_BPS`, paying `FEE_BPS` on the notional. Order, fill and balances are
+written in one transaction that re-checks cash and holdings under a lock: concurrent
+trades never overdraw. Risk unreachable: 503 with Retry-After and no trade; the attempt
+is still listed. `Idempotency-Key`: the same key and body within 24 h answer the stored
+order; a different body is a 422.
+"""
+PURGE_EVERY_SECONDS = 3600.0
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    direct_source: MarketSource | None = None,
+) -> FastAPI:
+    """Build the service; `transport` and `direct_source` are seams for tests."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("execution", settings.log_level, settings.log_format)
+        async with contextlib.AsyncExitStack() as stack:
+            db = Database(settings)
+            stack.push_async_callback(db.dispose)
+            await migrate(db, starting_cash=settings.starting_cash)
+            http = make_http_client(transport, timeout=settings.service_timeout_seconds)
+            stack.push_async_callback(http.aclose)
+            if direct_source is not None:
+                choice = SourceChoice(direct_source, "injected")
+            else:
+                choice = await choose_source(settings, http)
+            stack.push_async_callback(choice.source.aclose)
+            risk = ServiceClient.from_settings("risk_management", settings, http=http)
+            gateway = ServiceClient.from_settings("market_data", settings, http=http)
+            keys = IdempotencyStore(
+                db,
+                ttl=timedelta(hours=settings.idempotency_ttl_hours),
+                lock_seconds=settings.idempotency_lock_seconds,
+                wait_seconds=settings.idempotency_wait_seconds,
+            )
+            app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
+            app.state.source = choice
+            app.state.ledger = Ledger(db)
+            app.state.orders = OrderBook(db)
+            app.state.trades = TradeService(
+                ledger=app.state.ledger,
+                keys=keys,
+                risk=risk,
+                costs=Costs(
+                    slippage_bps=settings.slippage_bps,
+                    fee_bps=settings.fee_bps,
+                    min_order_amount=settings.min_order_amount,
+                ),
+                retry_after=settings.unavailable_retry_after_seconds,
+            )
+            app.state.valuer = PortfolioValuer(
+                MarketDataClient(gateway, choice.source),
+                stale_after=timedelta(seconds=settings.price_stale_seconds),
+            )
+            purger = asyncio.create_task(_purge_keys(keys))
+            stack.callback(purger.cancel)
+            yield
+
+    return build_app(
+        title="Execution",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routers=[router],
+        dependencies=_dependencies,
+    )
+
+
+async def _purge_keys(keys: IdempotencyStore) -> None:
+    """Forget expired Idempotency-Keys now and then, every hour while the process runs."""
+    while True:
+        try:
+            purged = await keys.purge_expired()
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        except Exception as exc:  # a busy database must not end the purger
+            log.warning("idempotency key purge failed: %s", exc)
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+
+def _dependencies(app: FastAPI) -> list[Dependency]:
+    """The ledger (critical: no trades without it) and the upstreams' breakers."""
+    if not hasattr(app.state, "trades"):
+        return []
+    db: Database = app.state.db
+    choice: SourceChoice = app.state.source
+
+    async def database_check() -> CheckResult:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return CheckResult("healthy", {"dialect": db.dialect})
+
+    async def source_check() -> CheckResult:
+        return CheckResult("degraded" if choice.fell_back else "healthy", choice.describe())
+
+    return [
+        Dependency("database", database_check, critical=True),
+        Dependency("risk_management", breaker_check(app.state.risk.breaker)),
+        Dependency("market_data", breaker_check(app.state.gateway.breaker)),
+        Dependency("market_source", source_check),
+    ]

@@ -1,0 +1,59 @@
+"""Schema migrations and the starting balance, applied once at start-up.
+
+Several processes may start at once against one database: on PostgreSQL a transaction
+advisory lock, on SQLite `BEGIN IMMEDIATE`, lets exactly one of them migrate and seed
+the account while the others wait, then find nothing left to do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from execution.db import Database
+from execution.models import accounts
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+ACCOUNT_ID = 1
+# An arbitrary 64-bit constant naming "the Execution ledger's migration" to PostgreSQL.
+_ADVISORY_LOCK_KEY = 0x7E5_1ED6E7
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(db: Database, *, starting_cash: Decimal) -> None:
+    """Bring the schema to head and, on a new ledger, open the account with `starting_cash`."""
+    async with db.writer.begin() as conn:
+        if db.dialect == "postgresql":
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+            )
+        await conn.run_sync(_upgrade)
+        await _open_account(conn, starting_cash)
+
+
+async def _open_account(conn: AsyncConnection, starting_cash: Decimal) -> None:
+    if (await conn.execute(select(accounts.c.id))).first() is not None:
+        return
+    now = datetime.now(UTC)
+    await conn.execute(
+        accounts.insert().values(
+            id=ACCOUNT_ID,
+            cash=starting_cash,
+            realized_pnl=Decimal(0),
+            starting_cash=starting_cash,
+            created_at=now,
+            updated_at=now,
+        )
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger, applied at start-up by `execution.migrate`."""

@@ -1,0 +1,89 @@
+"""Orders as the ledger keeps them, and the queries that write and page through them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from execution.db import Database
+from execution.models import orders
+from shared.errors import InvalidRequestError, NotFoundError
+
+Status = Literal["FILLED", "REJECTED"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderRecord:
+    """One trade attempt; quote-currency amounts exclude the fee."""
+
+    order_id: str
+    symbol: str
+    side: str
+    status: Status
+    requested_amount: Decimal
+    filled_amount: Decimal
+    quantity: Decimal
+    price: Decimal | None
+    fee: Decimal
+    reason: str
+    risk: dict[str, Any] | None
+    trace_id: str | None
+    idempotency_key: str | None
+    created_at: datetime
+
+
+async def insert_order(conn: AsyncConnection, order: OrderRecord) -> None:
+    await conn.execute(orders.insert().values(**asdict(order)))
+
+
+def _record(row: Row[Any]) -> OrderRecord:
+    fields = OrderRecord.__dataclass_fields__
+    return OrderRecord(**{name: getattr(row, name) for name in fields})
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, seq = raw.partition(":")
+        if prefix != "seq":
+            raise ValueError(raw)
+        return int(seq)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequestError("cursor: not a cursor this service issued") from exc
+
+
+class OrderBook:
+    """Reads of the orders table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, order_id: str) -> OrderRecord:
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(orders).where(orders.c.order_id == order_id))).first()
+        if row is None:
+            raise NotFoundError(f"No order {order_id!r}")
+        return _record(row)
+
+    async def page(self, *, limit: int, cursor: str | None) -> tuple[list[OrderRecord], str | None]:
+        """Up to `limit` orders, newest first, after `cursor`; and the next page's cursor."""
+        query = select(orders).order_by(orders.c.seq.desc()).limit(limit + 1)
+        if cursor is not None:
+            query = query.where(orders.c.seq < decode_cursor(cursor))
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].seq) if more else None
+        return [_record(row) for row in rows], next_cursor

@@ -1,0 +1,93 @@
+"""Execution's endpoints: trade, the order history and the valued portfolio."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from execution.ledger import Ledger
+from execution.orders import OrderBook
+from execution.portfolio import PortfolioValuer
+from execution.schemas import Order, OrderList, Portfolio, TradeRequest
+from execution.service import TradeService
+
+router = APIRouter(prefix="/api/v1", tags=["execution"])
+
+
+def get_trades(request: Request) -> TradeService:
+    return request.app.state.trades  # type: ignore[no-any-return]
+
+
+def get_orders(request: Request) -> OrderBook:
+    return request.app.state.orders  # type: ignore[no-any-return]
+
+
+def get_ledger(request: Request) -> Ledger:
+    return request.app.state.ledger  # type: ignore[no-any-return]
+
+
+def get_valuer(request: Request) -> PortfolioValuer:
+    return request.app.state.valuer  # type: ignore[no-any-return]
+
+
+TradesDep = Annotated[TradeService, Depends(get_trades)]
+OrdersDep = Annotated[OrderBook, Depends(get_orders)]
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Same key and body within 24 h: the stored answer, no second fill",
+    ),
+]
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+
+@router.post(
+    "/trade",
+    status_code=201,
+    response_model=Order,
+    responses={
+        422: {"description": "Invalid body, or an Idempotency-Key reused with another body"}
+        | _PROBLEM,
+        409: {"description": "The same Idempotency-Key is still in flight"} | _PROBLEM,
+        503: {"description": "Risk unreachable: no trade; see Retry-After"} | _PROBLEM,
+    },
+)
+async def trade(
+    body: TradeRequest, trades: TradesDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""
+    answer = await trades.trade(body, idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return Response(
+        answer.body, status_code=answer.status_code, media_type="application/json", headers=headers
+    )
+
+
+@router.get("/orders", responses={422: {"description": "Invalid limit or cursor"} | _PROBLEM})
+async def list_orders(
+    orders: OrdersDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> OrderList:
+    """Orders newest first; follow `next_cursor` for older ones."""
+    records, next_cursor = await orders.page(limit=limit, cursor=cursor)
+    return OrderList(orders=[Order.of(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get("/orders/{order_id}", responses={404: {"description": "No such order"} | _PROBLEM})
+async def get_order(order_id: str, orders: OrdersDep) -> Order:
+    """One order by its id."""
+    return Order.of(await orders.get(order_id))
+
+
+@router.get("/portfolio")
+async def portfolio(ledger: LedgerDep, valuer: ValuerDep) -> Portfolio:
+    """Cash, positions at market prices, realised and unrealised P&L, equity."""
+    return await valuer.value(await ledger.holdings())

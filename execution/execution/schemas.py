@@ -1,0 +1,119 @@
+"""The Execution API's bodies: the trade request, orders, the order list and the portfolio."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from execution.orders import OrderRecord
+from shared.market.models import Symbol, utc_iso
+
+PriceStatus = Literal["live", "stale", "missing"]
+
+
+class TradeRequest(BaseModel):
+    """A market order for `amount` of quote currency (USD) of `symbol`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"symbol": "BTC-USD", "side": "buy", "amount": 1000}]},
+    )
+
+    symbol: Symbol = Field(description="Coinbase product id, BASE-QUOTE upper case")
+    side: Literal["buy", "sell"]
+    amount: float = Field(
+        gt=0, le=1e12, allow_inf_nan=False, description="Notional in the quote currency"
+    )
+
+
+class Order(BaseModel):
+    """One trade attempt: FILLED, or REJECTED with the reason."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "0b6d7a8e-5f1c-4c3e-9a51-7f0f3b2f8c11",
+                    "symbol": "BTC-USD",
+                    "side": "buy",
+                    "status": "FILLED",
+                    "requested_amount": 1000.0,
+                    "filled_amount": 700.0,
+                    "quantity": 0.010494752624,
+                    "price": 66700.0,
+                    "fee": 0.7,
+                    "reason": "Position size reduced due to CHOPPY regime",
+                    "risk": {"approved": True, "max_amount": 700.0, "price": 66666.67},
+                    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                    "created_at": "2025-01-01T12:00:00.123456Z",
+                }
+            ]
+        }
+    )
+
+    order_id: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    status: Literal["FILLED", "REJECTED"]
+    requested_amount: float
+    filled_amount: float = Field(description="Quote currency, fee excluded")
+    quantity: float = Field(description="Base currency bought or sold")
+    price: float | None = Field(description="Execution price, slippage included")
+    fee: float
+    reason: str
+    risk: dict[str, Any] | None = Field(description="Risk's decision as received")
+    trace_id: str | None
+    created_at: str
+
+    @classmethod
+    def of(cls, record: OrderRecord) -> Order:
+        return cls(
+            order_id=record.order_id,
+            symbol=record.symbol,
+            side="buy" if record.side == "buy" else "sell",
+            status=record.status,
+            requested_amount=float(record.requested_amount),
+            filled_amount=float(record.filled_amount),
+            quantity=float(record.quantity),
+            price=None if record.price is None else float(record.price),
+            fee=float(record.fee),
+            reason=record.reason,
+            risk=record.risk,
+            trace_id=record.trace_id,
+            created_at=utc_iso(record.created_at),
+        )
+
+
+class OrderList(BaseModel):
+    orders: list[Order]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
+
+
+class PositionView(BaseModel):
+    symbol: str
+    quantity: float
+    average_cost: float = Field(description="Cost basis per unit, buy fees included")
+    cost_basis: float
+    price: float | None = Field(description="The market price used, if one could be had")
+    price_status: PriceStatus
+    price_source: str | None
+    price_time: str | None
+    market_value: float | None
+    unrealized_pnl: float | None
+    realized_pnl: float
+
+
+class Portfolio(BaseModel):
+    """The paper account valued at current market prices."""
+
+    cash: float
+    positions: list[PositionView]
+    positions_value: float
+    realized_pnl: float
+    unrealized_pnl: float
+    equity: float = Field(description="Cash plus positions (missing prices at cost)")
+    starting_cash: float
+    complete: bool = Field(description="False when a price was stale or missing")
+    warnings: list[str]
+    valued_at: str

@@ -1,0 +1,172 @@
+"""The trade flow: books from the ledger, Risk's decision, the paper fill, one write.
+
+The fill uses the price inside Risk's decision. Risk read it from the gateway moments
+before, so Execution saves a fourth hop on the hot path; slippage then models the move.
+Risk unreachable means no trade (fail safe): the attempt is recorded as a REJECTED
+order with no risk decision, and the caller gets a 503 with Retry-After. That 503 is
+not stored under the Idempotency-Key, so a retry with the same key really retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from execution.broker import Costs, Side, plan_fill
+from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
+from execution.ledger import Holdings, Ledger, Seal
+from execution.orders import OrderRecord
+from execution.schemas import Order, TradeRequest
+from shared.client import ServiceClient
+from shared.errors import ServiceUnavailableError, UpstreamClientError
+from shared.tracing import current_trace_id
+
+APPROVE_PATH = "/api/v1/approve-trade"
+
+
+@dataclass(frozen=True)
+class TradeAnswer:
+    status_code: int
+    body: bytes
+    replayed: bool = False
+
+
+def fingerprint(request: TradeRequest) -> str:
+    """What makes two requests "the same" for an Idempotency-Key."""
+    canonical = f"{request.symbol}\n{request.side}\n{Decimal(repr(request.amount)).normalize()}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def render(order: OrderRecord) -> bytes:
+    return orjson.dumps(Order.of(order).model_dump(mode="json"))
+
+
+class TradeService:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        keys: IdempotencyStore,
+        risk: ServiceClient,
+        costs: Costs,
+        retry_after: float,
+    ) -> None:
+        self.ledger = ledger
+        self.keys = keys
+        self.risk = risk
+        self.costs = costs
+        self.retry_after = retry_after
+
+    async def trade(self, request: TradeRequest, key: str | None) -> TradeAnswer:
+        """Run one trade, or answer a repeated Idempotency-Key from storage."""
+        if key is None:
+            return await self._run(request, None)
+        claimed = await self.keys.claim(key, fingerprint(request))
+        if isinstance(claimed, StoredAnswer):
+            return TradeAnswer(claimed.status_code, claimed.body.encode(), replayed=True)
+        try:
+            return await self._run(request, claimed)
+        except BaseException:
+            # Unanswered (Risk down, a crash, a cancel): free the key so a retry runs afresh.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.keys.release(claimed))
+            raise
+        finally:
+            self.keys.finished(claimed)
+
+    async def _run(self, request: TradeRequest, claim: Claim | None) -> TradeAnswer:
+        holdings = await self.ledger.holdings()
+        draft = OrderRecord(
+            order_id=str(uuid.uuid4()),
+            symbol=request.symbol,
+            side=request.side,
+            status="REJECTED",
+            requested_amount=Decimal(repr(request.amount)),
+            filled_amount=Decimal(0),
+            quantity=Decimal(0),
+            price=None,
+            fee=Decimal(0),
+            reason="",
+            risk=None,
+            trace_id=current_trace_id(),
+            idempotency_key=None if claim is None else claim.key,
+            created_at=datetime.now(UTC),
+        )
+        seal = self._sealer(claim)
+        try:
+            decision = await self._ask_risk(request, holdings, claim, draft.order_id)
+        except ServiceUnavailableError as exc:
+            reason = f"Risk service unavailable ({exc.detail}); no trade was made (fail safe)"
+            await self.ledger.record(replace(draft, reason=reason))
+            raise ServiceUnavailableError(
+                "risk_management",
+                reason,
+                retry_after=exc.retry_after or self.retry_after,
+                extra={"order_id": draft.order_id},
+            ) from exc
+        except UpstreamClientError as exc:
+            reason = f"Risk refused the request ({exc.status_code}): {exc.detail}"
+            return await self._answer(replace(draft, reason=reason), seal)
+        verdict = _read_decision(decision)
+        if isinstance(verdict, str):
+            return await self._answer(replace(draft, reason=verdict, risk=decision), seal)
+        max_amount, price = verdict
+        draft = replace(draft, reason=str(decision.get("reason") or "Approved"), risk=decision)
+        side: Side = request.side
+        amount = min(draft.requested_amount, max_amount)
+        order = await self.ledger.fill(
+            draft, lambda books: plan_fill(side, amount, price, books, self.costs), seal
+        )
+        return TradeAnswer(201, render(order))
+
+    async def _ask_risk(
+        self, request: TradeRequest, holdings: Holdings, claim: Claim | None, order_id: str
+    ) -> dict[str, Any]:
+        body = {
+            "symbol": request.symbol,
+            "side": request.side,
+            "amount": request.amount,
+            "current_portfolio": {"cash": float(holdings.cash), "positions": holdings.quantities()},
+        }
+        # A key lets the client retry this POST safely (approve-trade has no side effects).
+        key = f"execution-{claim.key if claim else order_id}"
+        answer = await self.risk.post_json(APPROVE_PATH, body, idempotency_key=key)
+        if not isinstance(answer, dict):
+            return {"approved": False, "reason": "Risk answered something other than an object"}
+        return answer
+
+    async def _answer(self, order: OrderRecord, seal: Seal | None) -> TradeAnswer:
+        await self.ledger.record(order, seal)
+        return TradeAnswer(201, render(order))
+
+    def _sealer(self, claim: Claim | None) -> Seal | None:
+        if claim is None:
+            return None
+
+        async def seal(conn: AsyncConnection, order: OrderRecord) -> None:
+            await self.keys.answer(conn, claim, 201, render(order).decode(), order.order_id)
+
+        return seal
+
+
+def _read_decision(decision: dict[str, Any]) -> tuple[Decimal, Decimal] | str:
+    """(max_amount, price) of an approval, or the reason there is nothing to fill."""
+    if decision.get("approved") is not True:
+        return str(decision.get("reason") or "Not approved by risk management")
+    try:
+        max_amount = Decimal(str(decision["max_amount"]))
+        price = Decimal(str(decision["price"]))
+    except (KeyError, InvalidOperation, TypeError):
+        return "Risk approved without a usable max_amount and price; nothing was filled"
+    if not (max_amount.is_finite() and price.is_finite()) or max_amount <= 0 or price <= 0:
+        return "Risk approved without a usable max_amount and price; nothing was filled"
+    return max_amount, price

@@ -1,0 +1,161 @@
+"""Fixtures for Execution: a ledger on SQLite or PostgreSQL, stub upstreams, the app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+from execution.app import create_app
+from execution.config import Settings
+from execution.db import async_url
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from shared.market.source import MarketSource
+from tests.support.servers import ThreadServer, free_port, serve_in_thread
+from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+PG_ADMIN = f"{PG_SERVER}/test"
+
+
+@asynccontextmanager
+async def _admin() -> AsyncIterator[AsyncConnection]:
+    engine = create_async_engine(
+        async_url(PG_ADMIN), isolation_level="AUTOCOMMIT", connect_args={"timeout": 2}
+    )
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def fresh_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A DATABASE_URL of an empty ledger: a temp SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    name = f"execution_test_{uuid.uuid4().hex[:12]}"
+    try:
+        async with _admin() as admin:
+            await admin.execute(text(f'CREATE DATABASE "{name}"'))
+    except (OSError, DBAPIError) as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not usable: {exc}")
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        async with _admin() as admin:
+            await admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Each test runs once per ledger backend, in its own fresh database."""
+    async with fresh_database(cast(str, request.param), tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _risk_server() -> Iterator[tuple[RiskStub, ThreadServer]]:
+    stub = RiskStub()
+    with serve_in_thread(stub.app()) as server:
+        yield stub, server
+
+
+@pytest.fixture(scope="session")
+def _gateway_server() -> Iterator[tuple[GatewayStub, ThreadServer]]:
+    stub = GatewayStub()
+    with serve_in_thread(stub.app()) as server:
+        yield stub, server
+
+
+@pytest.fixture
+def risk(_risk_server: tuple[RiskStub, ThreadServer]) -> Iterator[RiskStub]:
+    """The Risk stub, approving everything at PRICE unless a test says otherwise."""
+    stub, _ = _risk_server
+    stub.reset()
+    yield stub
+    stub.reset()
+
+
+@pytest.fixture
+def gateway(_gateway_server: tuple[GatewayStub, ThreadServer]) -> Iterator[GatewayStub]:
+    stub, _ = _gateway_server
+    stub.reset()
+    yield stub
+    stub.reset()
+
+
+@pytest.fixture
+def settings_for(
+    _risk_server: tuple[RiskStub, ThreadServer],
+    _gateway_server: tuple[GatewayStub, ThreadServer],
+    database_url: str,
+) -> Callable[..., Settings]:
+    """Settings pointing at the stubs and this test's database; keywords override."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "risk_url": _risk_server[1].url,
+            "market_data_url": _gateway_server[1].url,
+            "market_data_source": "simulated",
+            "starting_cash": 10_000,
+            "slippage_bps": 0,
+            "fee_bps": 0,
+            "log_level": "WARNING",
+            **overrides,
+        }
+        return Settings(**values)
+
+    return build
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan run, behind an in-process HTTP client."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://execution") as client:
+            yield client
+
+
+@pytest.fixture
+def source() -> FakeSource:
+    return FakeSource()
+
+
+StartApp = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def start(settings_for: Callable[..., Settings], source: FakeSource) -> StartApp:
+    """`async with start(**settings) as client`: the app on this test's ledger."""
+
+    def make(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        app = create_app(settings_for(**overrides), direct_source=cast(MarketSource, source))
+        return running(app)
+
+    return make
+
+
+@pytest.fixture
+async def client(start: StartApp, risk: RiskStub) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with default settings (no fee, no slippage, 10 000 cash), Risk approving all."""
+    async with start() as running_client:
+        yield running_client
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A URL nothing listens on."""
+    return f"http://127.0.0.1:{free_port()}"

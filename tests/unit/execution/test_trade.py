@@ -1,0 +1,160 @@
+"""The trade endpoint end to end on each ledger backend, Risk answering from a stub server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.responses import JSONResponse
+
+from tests.unit.execution.conftest import StartApp
+from tests.unit.execution.stubs import PRICE, RiskStub, approve_all
+
+
+async def buy(client: httpx.AsyncClient, amount: float, **headers: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/trade",
+        json={"symbol": "BTC-USD", "side": "buy", "amount": amount},
+        headers=headers,
+    )
+
+
+async def test_approved_buy_fills_with_slippage_and_fee(start: StartApp, risk: RiskStub) -> None:
+    """A buy fills at Risk's price plus slippage, takes the fee on top, and moves the cash."""
+    async with start(slippage_bps=10, fee_bps=25) as client:
+        response = await buy(client, 1000, **{"X-Trace-ID": "trace-abc-123"})
+        assert response.status_code == 201
+        order = response.json()
+        assert order["status"] == "FILLED"
+        assert order["filled_amount"] == 1000.0
+        assert order["price"] == pytest.approx(PRICE * 1.001)
+        assert order["quantity"] == pytest.approx(1000 / (PRICE * 1.001), abs=1e-12)
+        assert order["fee"] == 2.5
+        assert order["trace_id"] == "trace-abc-123"
+        assert order["risk"]["regime"] == "TRENDING"
+        assert order["created_at"].endswith("Z")
+        portfolio = (await client.get("/api/v1/portfolio")).json()
+        assert portfolio["cash"] == 10_000 - 1000 - 2.5
+
+
+async def test_fill_is_capped_by_risks_max_amount(start: StartApp, risk: RiskStub) -> None:
+    """Risk's max_amount caps the fill, and its reason is the order's reason."""
+
+    def half(body: dict[str, Any]) -> dict[str, Any]:
+        reason = "Position size reduced due to CHOPPY regime"
+        return approve_all(body) | {"max_amount": body["amount"] / 2, "reason": reason}
+
+    risk.rule = half
+    async with start() as client:
+        order = (await buy(client, 800)).json()
+    assert (order["requested_amount"], order["filled_amount"]) == (800.0, 400.0)
+    assert order["reason"] == "Position size reduced due to CHOPPY regime"
+
+
+async def test_risk_sees_the_ledgers_portfolio(client: httpx.AsyncClient, risk: RiskStub) -> None:
+    """Risk is asked with the cash and quantities on the ledger, and an Idempotency-Key."""
+    await buy(client, 1000)
+    await buy(client, 500)
+    assert risk.requests[1]["current_portfolio"] == {
+        "cash": 9000.0,
+        "positions": {"BTC-USD": 10.0},
+    }
+    assert all(key and key.startswith("execution-") for key in risk.keys)
+
+
+async def test_not_approved_is_a_rejected_order(client: httpx.AsyncClient, risk: RiskStub) -> None:
+    """A refusal is 201 REJECTED with Risk's reason, and no money moves."""
+    risk.rule = lambda body: approve_all(body) | {"approved": False, "reason": "VaR limit"}
+    response = await buy(client, 1000)
+    assert response.status_code == 201
+    order = response.json()
+    assert (order["status"], order["reason"], order["filled_amount"]) == (
+        "REJECTED",
+        "VaR limit",
+        0,
+    )
+    assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
+
+
+async def test_risk_4xx_is_a_rejected_order(client: httpx.AsyncClient, risk: RiskStub) -> None:
+    """Risk answering 4xx (it refused our request) is a REJECTED order naming its detail."""
+    risk.rule = lambda body: JSONResponse({"detail": "unknown symbol"}, status_code=404)
+    order = (await buy(client, 100)).json()
+    assert order["status"] == "REJECTED"
+    assert "unknown symbol" in order["reason"]
+
+
+async def test_approval_without_price_fills_nothing(
+    client: httpx.AsyncClient, risk: RiskStub
+) -> None:
+    """An approval with no usable price is refused rather than filled blind."""
+    risk.rule = lambda body: approve_all(body) | {"price": None}
+    order = (await buy(client, 100)).json()
+    assert order["status"] == "REJECTED"
+    assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
+
+
+async def test_sell_realises_pnl_at_average_cost(client: httpx.AsyncClient, risk: RiskStub) -> None:
+    """Selling half at a higher price realises the gain over the average cost."""
+    await buy(client, 1000)  # 10 units at 100
+    risk.rule = lambda body: approve_all(body) | {"price": 150.0}
+    response = await client.post(
+        "/api/v1/trade", json={"symbol": "BTC-USD", "side": "sell", "amount": 750}
+    )
+    order = response.json()
+    assert (order["status"], order["quantity"]) == ("FILLED", 5.0)
+    portfolio = (await client.get("/api/v1/portfolio")).json()
+    assert portfolio["realized_pnl"] == 250.0
+    assert portfolio["cash"] == 10_000 - 1000 + 750
+    assert portfolio["positions"][0]["quantity"] == 5.0
+
+
+async def test_sell_is_clamped_to_holdings(client: httpx.AsyncClient) -> None:
+    """Selling more than is held sells what is held, never more."""
+    await buy(client, 300)
+    order = (
+        await client.post(
+            "/api/v1/trade", json={"symbol": "BTC-USD", "side": "sell", "amount": 1e6}
+        )
+    ).json()
+    assert (order["status"], order["quantity"], order["filled_amount"]) == ("FILLED", 3.0, 300.0)
+    assert "held" in order["reason"]
+
+
+async def test_sell_with_nothing_held_is_rejected(client: httpx.AsyncClient) -> None:
+    """No holdings, no sale: REJECTED, with the reason."""
+    response = await client.post(
+        "/api/v1/trade", json={"symbol": "ETH-USD", "side": "sell", "amount": 100}
+    )
+    assert response.json()["status"] == "REJECTED"
+    assert "Insufficient holdings" in response.json()["reason"]
+
+
+async def test_risk_down_is_503_and_the_attempt_is_listed(start: StartApp, dead_url: str) -> None:
+    """Risk unreachable: 503 with Retry-After, cash unchanged, the refused attempt listed."""
+    async with start(risk_url=dead_url) as client:
+        response = await buy(client, 1000)
+        assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) >= 1
+        problem = response.json()
+        assert problem["status"] == 503
+        assert response.headers["content-type"].startswith("application/problem+json")
+        portfolio = (await client.get("/api/v1/portfolio")).json()
+        assert portfolio["cash"] == 10_000
+        listed = (await client.get("/api/v1/orders")).json()["orders"]
+        assert [o["order_id"] for o in listed] == [problem["order_id"]]
+        assert listed[0]["status"] == "REJECTED"
+        assert listed[0]["risk"] is None
+        assert "Risk service unavailable" in listed[0]["reason"]
+
+
+async def test_breaker_open_is_503_with_its_retry_after(start: StartApp, dead_url: str) -> None:
+    """Once Risk's breaker opens, the 503's Retry-After is the breaker's wait."""
+    async with start(
+        risk_url=dead_url, breaker_failure_threshold=1, breaker_recovery_seconds=40
+    ) as client:
+        await buy(client, 10)
+        response = await buy(client, 10)
+    assert response.status_code == 503
+    assert 30 <= int(response.headers["Retry-After"]) <= 40
