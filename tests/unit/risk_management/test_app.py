@@ -13,8 +13,15 @@ from risk_management.app import create_app
 from risk_management.config import Settings
 
 from shared.market.source import MarketSource
+from tests.support.fake_coinbase import FakeCoinbase
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
-from tests.unit.risk_management.upstreams import UNLISTED, RegimeStub, gateway_app, simulator
+from tests.unit.risk_management.upstreams import (
+    RegimeStub,
+    fixed_clock,
+    gateway,
+    regime_service,
+    simulator,
+)
 
 Z95 = 1.6448536269514722
 RiskServer = Callable[..., AbstractContextManager[ThreadServer]]
@@ -26,12 +33,12 @@ def closed_url() -> str:
 
 @pytest.fixture
 def stack() -> Iterator[dict[str, Any]]:
-    """A simulator-backed gateway and a regime stub (CHOPPY), as real servers."""
+    """The real gateway over the simulator and a regime stub (CHOPPY), as real servers."""
     regime = RegimeStub("CHOPPY", volatility=0.0005)
     with ExitStack() as stack:
-        gateway = stack.enter_context(serve_in_thread(gateway_app(simulator())))
+        gateway_server = stack.enter_context(serve_in_thread(gateway()))
         regime_server = stack.enter_context(serve_in_thread(regime.app()))
-        yield {"gateway": gateway.url, "regime": regime_server.url, "stub": regime}
+        yield {"gateway": gateway_server.url, "regime": regime_server.url, "stub": regime}
 
 
 @pytest.fixture
@@ -140,11 +147,41 @@ async def test_gateway_down_prices_from_the_direct_source(
 
 
 async def test_unlisted_symbol_is_refused(stack: dict[str, Any], risk: RiskServer) -> None:
-    """A symbol the market does not list cannot be priced, so it is refused."""
-    with risk(market_data_url=stack["gateway"], regime_url=stack["regime"]) as server:
-        body = (await post(server.url, {**order(1_000), "symbol": UNLISTED})).json()
+    """A symbol the exchange does not list (gateway 404) cannot be priced: refused."""
+    fake = FakeCoinbase(clock=fixed_clock)
+    with ExitStack() as servers:
+        exchange = servers.enter_context(serve_in_thread(fake.app))
+        gateway_url = servers.enter_context(
+            serve_in_thread(gateway(market_data_source="coinbase", coinbase_api_url=exchange.url))
+        ).url
+        server = servers.enter_context(
+            risk(market_data_url=gateway_url, regime_url=stack["regime"])
+        )
+        body = (await post(server.url, {**order(1_000), "symbol": "NOPE-USD"})).json()
     assert (body["approved"], body["binding_constraint"]) == (False, "no_price")
-    assert "not listed" in body["reason"]
+    assert "does not list" in body["reason"]
+
+
+async def test_real_gateway_and_regime_service(risk: RiskServer) -> None:
+    """Over the real regime service, its regime and volatility are the ones used."""
+    with ExitStack() as servers:
+        gateway_url = servers.enter_context(serve_in_thread(gateway())).url
+        regime_url = servers.enter_context(serve_in_thread(regime_service(gateway_url))).url
+        async with httpx.AsyncClient(base_url=regime_url) as client:
+            answer = await client.get("/api/v1/regime/BTC-USD?granularity=60")
+        if answer.status_code == 422:  # a regime-detection bug reported to its owner
+            pytest.xfail("regime-detection refuses ?granularity=60 (Literal query parameter)")
+        verdict = answer.json()
+        server = servers.enter_context(risk(market_data_url=gateway_url, regime_url=regime_url))
+        body = (await post(server.url, order(1_000))).json()
+    multiplier = {"TRENDING": 1.0, "CHOPPY": 0.5, "VOLATILE": 0.25, "UNKNOWN": 0.1}
+    assert body["regime"] == verdict["regime"]
+    assert body["regime_confidence"] == verdict["confidence"]
+    sigma = max(verdict["indicators"]["volatility"] * math.sqrt(1440), 0.002)
+    assert body["risk_metrics"]["volatility_daily"] == pytest.approx(sigma, rel=1e-12)
+    assert body["risk_metrics"]["volatility_source"] == "regime"
+    assert body["max_amount"] == 1_000 * multiplier[verdict["regime"]]
+    assert body["price"] == (await simulator().price("BTC-USD")).price
 
 
 async def test_held_positions_are_valued(stack: dict[str, Any], risk: RiskServer) -> None:

@@ -1,58 +1,53 @@
-"""Small real upstreams for the service tests: a gateway over the simulator, a regime stub.
+"""Upstreams for the service tests: the real gateway and regime apps, and a regime stub.
 
-They speak the contract's JSON (DESIGN.md) so the risk service's real clients are used
-end to end over sockets; only what the answers contain is chosen by the test.
+The gateway and the regime service are the real `create_app`s over the simulator at a
+fixed clock (so prices are known to the test), or over the fake Coinbase. The stub lets
+a test choose the regime and its volatility exactly.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
+from market_data_gateway.app import create_app as create_gateway
+from market_data_gateway.config import Settings as GatewaySettings
+from regime_detection.app import create_app as create_regime
+from regime_detection.config import Settings as RegimeSettings
 
 from shared.market.models import utc_iso
 from shared.market.simulated import SimulatedMarket
+from shared.market.source import MarketSource
 
 NOW = 1_700_000_000.0  # a fixed clock: the simulator's prices are then fixed too
-UNLISTED = "NOPE-USD"
+
+
+def fixed_clock() -> float:
+    return NOW
 
 
 def simulator() -> SimulatedMarket:
-    return SimulatedMarket(7, clock=lambda: NOW)
+    return SimulatedMarket(7, clock=fixed_clock)
 
 
-def gateway_app(market: SimulatedMarket) -> FastAPI:
-    """The gateway's price and OHLCV endpoints over `market`; 404 for `UNLISTED`."""
-    app = FastAPI()
+def gateway(**settings: Any) -> FastAPI:
+    """The real gateway, simulated at the fixed clock unless `settings` say otherwise."""
+    config = GatewaySettings(**{"market_data_source": "simulated", "redis_url": None, **settings})
+    return create_gateway(config, clock=fixed_clock)
 
-    @app.get("/api/v1/price/{symbol}")
-    async def price(symbol: str) -> dict[str, Any]:
-        if symbol == UNLISTED:
-            raise HTTPException(404, f"{symbol} is not listed")
-        quote = await market.price(symbol)
-        return {"symbol": symbol, "price": quote.price, "timestamp": utc_iso(quote.time),
-                "source": quote.source}  # fmt: skip
 
-    @app.get("/api/v1/ohlcv/{symbol}")
-    async def ohlcv(symbol: str, periods: int = 60, granularity: int = 60) -> dict[str, Any]:
-        series = await market.candles(symbol, granularity, periods)
-        data = [
-            {"timestamp": utc_iso(c.time), "open": c.open, "high": c.high, "low": c.low,
-             "close": c.close, "volume": c.volume}
-            for c in series.candles
-        ]  # fmt: skip
-        return {"symbol": symbol, "granularity": granularity, "source": "simulated", "data": data}
-
-    return app
+def regime_service(gateway_url: str) -> FastAPI:
+    """The real regime service reading candles from the gateway at `gateway_url`."""
+    config = RegimeSettings(market_data_url=gateway_url, market_data_source="simulated")
+    return create_regime(config, source=cast(MarketSource, simulator()), clock=fixed_clock)
 
 
 class RegimeStub:
-    """A regime service that answers `regime` with a per-candle `volatility`."""
+    """A regime service that answers `regime` with a chosen per-candle `volatility`."""
 
-    def __init__(self, regime: str, volatility: float | None, granularity: int = 60) -> None:
+    def __init__(self, regime: str, volatility: float | None) -> None:
         self.regime = regime
         self.volatility = volatility
-        self.granularity = granularity
         self.trace_ids: list[str | None] = []
 
     def app(self) -> FastAPI:
