@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AfterValidator
 
 from regime_detection.schemas import AppliedThresholds, IndicatorValues, RegimeResponse
 from regime_detection.service import Assessment, RegimeService
-from shared.market.models import Granularity, SymbolPath, utc_iso
+from shared.market.models import GRANULARITIES, SymbolPath, utc_iso
 
 router = APIRouter(prefix="/api/v1", tags=["regime"])
 
@@ -19,8 +20,21 @@ def get_service(request: Request) -> RegimeService:
 
 
 ServiceDep = Annotated[RegimeService, Depends(get_service)]
+
+
+def _known_width(seconds: int) -> int:
+    if seconds not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {', '.join(map(str, GRANULARITIES))}")
+    return seconds
+
+
 GranularityQuery = Annotated[
-    Granularity, Query(description="Candle width in seconds (Coinbase's widths)")
+    int,
+    Query(
+        description="Candle width in seconds (Coinbase's widths)",
+        json_schema_extra={"enum": list(GRANULARITIES)},
+    ),
+    AfterValidator(_known_width),
 ]
 PeriodsQuery = Annotated[
     int | None,
