@@ -1,0 +1,126 @@
+"""RiskService fallbacks with the gateway and regime service down and a failing exchange."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from risk_management.config import Settings
+from risk_management.schemas import ApproveTradeRequest
+from risk_management.service import RiskService
+
+from shared.client import ServiceClient
+from shared.market.client import MarketDataClient
+from shared.market.models import CandleSeries, Quote, SourceName
+from shared.market.source import MarketUnavailableError
+from shared.transport import make_http_client
+from tests.support.servers import free_port
+from tests.unit.risk_management.upstreams import simulator
+
+
+class FlakyExchange:
+    """The simulator as an exchange that fails (or hangs) for chosen symbols."""
+
+    name: SourceName = "simulated"
+
+    def __init__(
+        self, *, no_price: frozenset[str] = frozenset(), no_candles: frozenset[str] = frozenset()
+    ) -> None:
+        self.market = simulator()
+        self.no_price, self.no_candles = no_price, no_candles
+        self.hang = asyncio.Event()  # set by no one: a price for "HANG-USD" never comes
+
+    async def price(self, symbol: str) -> Quote:
+        if symbol == "HANG-USD":
+            await self.hang.wait()
+        if symbol in self.no_price:
+            raise MarketUnavailableError("simulated", f"no ticker for {symbol}")
+        return await self.market.price(symbol)
+
+    async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
+        if symbol in self.no_candles:
+            raise MarketUnavailableError("simulated", f"no candles for {symbol}")
+        return await self.market.candles(symbol, granularity, periods)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+Build = Callable[..., RiskService]
+
+
+@pytest.fixture
+async def build() -> AsyncIterator[Build]:
+    """RiskService with the gateway and the regime service at closed ports."""
+    http = make_http_client()
+    closed = f"http://127.0.0.1:{free_port()}"
+
+    def make(exchange: FlakyExchange, **overrides: Any) -> RiskService:
+        settings = Settings(market_data_url=closed, regime_url=closed, **overrides)
+        gateway = ServiceClient.from_settings("market_data", settings, http=http)
+        regime = ServiceClient.from_settings("regime_detection", settings, http=http)
+        return RiskService(settings, MarketDataClient(gateway, exchange), regime)
+
+    yield make
+    await http.aclose()
+
+
+def request(symbol: str = "BTC-USD", **positions: float) -> ApproveTradeRequest:
+    held = {k.replace("_", "-"): v for k, v in positions.items()}
+    return ApproveTradeRequest.model_validate(
+        {
+            "symbol": symbol,
+            "side": "buy",
+            "amount": 1_000,
+            "current_portfolio": {"cash": 100_000, "positions": held},
+        }
+    )
+
+
+async def test_no_volatility_anywhere_takes_the_default(build: Build) -> None:
+    """Regime down and no candles: the conservative default volatility, said in the reason."""
+    service = build(FlakyExchange(no_candles=frozenset({"BTC-USD"})))
+    answer = await service.approve(request())
+    assert answer.approved is True
+    assert answer.risk_metrics is not None
+    assert answer.risk_metrics.volatility_source == "default"
+    assert answer.risk_metrics.volatility_daily == 0.10
+    assert "no volatility for BTC-USD: assumed 10.0% daily" in answer.reason
+    assert "regime service unavailable" in answer.reason
+
+
+async def test_an_unpriced_holding_refuses_the_trade(build: Build) -> None:
+    """Without a price for a held symbol equity is unknown, so nothing is sized."""
+    service = build(FlakyExchange(no_price=frozenset({"ETH-USD"})))
+    answer = await service.approve(request(ETH_USD=2.0))
+    assert (answer.approved, answer.max_amount) == (False, 0)
+    assert answer.binding_constraint == "unpriced_holding"
+    assert answer.reason.startswith("No price for held ETH-USD")
+
+
+async def test_held_symbols_without_candles_get_the_default(build: Build) -> None:
+    """A held symbol with no candles is risked at the default volatility, noted."""
+    service = build(FlakyExchange(no_candles=frozenset({"ETH-USD"})))
+    answer = await service.approve(request(ETH_USD=2.0))
+    assert answer.approved is True
+    assert "no volatility for ETH-USD" in answer.reason
+    assert answer.risk_metrics is not None
+    assert answer.risk_metrics.volatility_source == "candles"
+
+
+async def test_a_price_that_never_comes_is_refused_at_the_deadline(build: Build) -> None:
+    """A hung price read ends at the decision deadline with a refusal, not a hang."""
+    service = build(FlakyExchange(), decision_timeout_seconds=0.2)
+    answer = await asyncio.wait_for(service.approve(request("HANG-USD")), timeout=10)
+    assert (answer.approved, answer.binding_constraint) == (False, "no_price")
+    assert "timed out" in answer.reason
+
+
+async def test_the_volatility_floor_applies(build: Build) -> None:
+    """No asset is risked as calmer than the configured floor."""
+    service = build(FlakyExchange(), min_daily_volatility=0.5)
+    answer = await service.approve(request())
+    assert answer.risk_metrics is not None
+    assert answer.risk_metrics.volatility_daily == 0.5
