@@ -20,7 +20,8 @@ class Settings(MarketSettings):
     # After a Redis failure, serve uncached for this long before trying Redis again,
     # so a dead Redis is not hit (and waited for) on every request.
     redis_retry_seconds: float = Field(default=2.0, gt=0)
-    # How long a price is served from cache.
+    # How long a price is served from cache: entries live in epoch-aligned buckets of this
+    # many seconds, so every replica agrees when one ends (an entry lives at most this).
     price_ttl_seconds: float = Field(default=1.0, gt=0)
     # Candles are cached until the next candle closes; if the newest closed candle is
     # missing (the exchange may publish it late), only for this long.

@@ -86,12 +86,15 @@ class GatewayService:
         self._flight = SingleFlight()
 
     async def price(self, symbol: str) -> bytes:
-        """The price answer; cached for `price_ttl`."""
-        key = f"price:{symbol}"
+        """The price answer; cached for at most `price_ttl`."""
+        # Like candles, prices are keyed by a time bucket: every replica agrees on when an
+        # entry ends, whatever any cache layer's own clock says.
+        bucket = math.floor(self._clock() / self.price_ttl)
+        key = f"price:{symbol}:{bucket}"
         body = self.cache.peek(key)
         if body is not None:
             return body
-        return await self._flight.run(key, lambda: self._load_price(symbol, key))
+        return await self._flight.run(key, lambda: self._load_price(symbol, key, bucket))
 
     async def ohlcv(self, symbol: str, granularity: int, periods: int) -> bytes:
         """The candles answer; cached until the forming candle closes."""
@@ -125,11 +128,11 @@ class GatewayService:
             "regime": self.source.regime_at(symbol, granularity, moment),
         }
 
-    async def _load_price(self, symbol: str, key: str) -> bytes:
+    async def _load_price(self, symbol: str, key: str, bucket: int) -> bytes:
         body = await self.cache.get(key)
         if body is None:
             body = price_body(await self.source.price(symbol))
-            await self.cache.set(key, body, self.price_ttl)
+            await self.cache.set(key, body, (bucket + 1) * self.price_ttl - self._clock())
         return body
 
     async def _load_ohlcv(
