@@ -1,18 +1,23 @@
 """The stampede check: many clients ask the gateway for the same uncached candles at once.
 
-Each client has its own connection, opened before the stampede (a request to `/health`);
-a barrier then releases them all together. The gateway's
-upstream call counter is read before and after; how it is exposed is found by
-`upstream_calls`, which looks in `/health` for a counter.
+The gateway runs as its own process on the `coinbase` source pointed at the test suite's
+fake Coinbase, served from a thread of this process, so every upstream call is counted
+where it lands (per path and granularity, i.e. per cache key). Each client has its own
+connection, opened before the stampede (a request to `/health`); a barrier then releases
+them all together. If the gateway also reports a counter in `/health`, it is read too.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from bench import stack
 
 # Where the gateway may report its upstream calls: keys searched in /health, depth first.
 COUNTER_KEYS = ("upstream_calls", "source_calls", "upstream_fetches")
@@ -91,4 +96,40 @@ async def stampede(
         "counter_before": before,
         "counter_after": after,
         "upstream_calls": delta,
+    }
+
+
+def counted_stampede(
+    log_dir: Path, redis_url: str, path: str, clients: int = 100
+) -> dict[str, Any]:
+    """Stampede a fresh gateway on a counting fake Coinbase; add the calls it saw per key."""
+    from tests.support.fake_coinbase import FakeCoinbase
+    from tests.support.servers import serve_in_thread
+
+    fake = FakeCoinbase(seed=1)
+    stack.flush_redis(redis_url)
+    with serve_in_thread(fake.app) as exchange:
+        env = {
+            "MARKET_DATA_SOURCE": "coinbase",
+            "COINBASE_API_URL": exchange.url,
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": "bench-stampede:",
+            "LOG_LEVEL": "WARNING",
+        }
+        gateway = stack.Server(
+            "stampede-gateway", "main:app", log_dir, cwd=stack.REPO / "market-data-gateway", env=env
+        )
+        with stack.running([gateway]):
+            result = asyncio.run(stampede(gateway.url, path, clients))
+    stack.flush_redis(redis_url)
+    per_key = Counter(
+        f"{call.path}?granularity={call.params.get('granularity')}"
+        for call in fake.calls
+        if call.path.endswith("/candles")
+    )
+    return {
+        **result,
+        "gateway_counter": result.pop("upstream_calls"),
+        "exchange_calls_per_key": dict(per_key),
+        "upstream_calls": max(per_key.values(), default=0),
     }

@@ -21,7 +21,7 @@ APPROVE_BODIES: tuple[dict[str, Any], ...] = (
         "symbol": SYMBOL,
         "side": "buy",
         "amount": 50.0,
-        "current_portfolio": {"cash": 100000.0, "positions": {SYMBOL: 0.5}},
+        "current_portfolio": {"cash": 100000.0, "positions": {SYMBOL: 0.05}},
     },
 )
 
