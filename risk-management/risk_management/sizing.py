@@ -164,10 +164,10 @@ def describe(
         ),
         Constraint.VAR_LIMIT: (
             f"VaR limit: {limits.var_confidence:.0%} one-day VaR capped at "
-            f"{limits.var_limit_share:.1%} of equity"
+            f"{limits.var_limit_share * 100:g}% of equity"
         ),
         Constraint.POSITION_LIMIT: (
-            f"Position limit: {request.symbol} capped at {cap:.1%} of equity ({regime} regime)"
+            f"Position limit: {request.symbol} capped at {cap * 100:g}% of equity ({regime} regime)"
         ),
     }
     return texts[binding]

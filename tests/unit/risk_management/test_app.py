@@ -168,10 +168,7 @@ async def test_real_gateway_and_regime_service(risk: RiskServer) -> None:
         gateway_url = servers.enter_context(serve_in_thread(gateway())).url
         regime_url = servers.enter_context(serve_in_thread(regime_service(gateway_url))).url
         async with httpx.AsyncClient(base_url=regime_url) as client:
-            answer = await client.get("/api/v1/regime/BTC-USD?granularity=60")
-        if answer.status_code == 422:  # a regime-detection bug reported to its owner
-            pytest.xfail("regime-detection refuses ?granularity=60 (Literal query parameter)")
-        verdict = answer.json()
+            verdict = (await client.get("/api/v1/regime/BTC-USD?granularity=60")).json()
         server = servers.enter_context(risk(market_data_url=gateway_url, regime_url=regime_url))
         body = (await post(server.url, order(1_000))).json()
     multiplier = {"TRENDING": 1.0, "CHOPPY": 0.5, "VOLATILE": 0.25, "UNKNOWN": 0.1}

@@ -44,14 +44,14 @@ ROWS = [
     # 25% of 100k equity, less the 5k already held.
     Row("position cap", "buy", 30_000, book(95_000, BTC_USD=(0.1, 50_000, 0.03)), Regime.TRENDING,
         True, 20_000, Constraint.POSITION_LIMIT,
-        "Position limit: BTC-USD capped at 25.0% of equity (TRENDING regime)"),
+        "Position limit: BTC-USD capped at 25% of equity (TRENDING regime)"),
     # 5000 / 1.006 = 4970.1789 -> 4970.17.
     Row("cash", "buy", 10_000, book(5_000, ETH_USD=(50, 1_900, 0.001)), Regime.TRENDING,
         True, 4970.17, Constraint.CASH, "Insufficient cash: $5,000.00 covers $4,970.17"),
     # (5000 - z*0.05*40000) / (z*0.10) = 10397.8416 -> 10397.84.
     Row("VaR", "buy", 20_000, book(60_000, ETH_USD=(20, 2_000, 0.05), BTC_USD=(0, 50_000, 0.10)),
         Regime.TRENDING, True, 10_397.84, Constraint.VAR_LIMIT,
-        "VaR limit: 95% one-day VaR capped at 5.0% of equity"),
+        "VaR limit: 95% one-day VaR capped at 5% of equity"),
     Row("held quantity", "sell", 8_000, book(0, BTC_USD=(0.1, 50_000, 0.03)), Regime.TRENDING,
         True, 5_000, Constraint.HOLDINGS, "Sell capped at the held quantity of BTC-USD (0.1)"),
     Row("nothing held", "sell", 1_000, book(10_000), Regime.TRENDING,
