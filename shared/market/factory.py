@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
 
 import httpx
 
@@ -49,9 +48,7 @@ def _simulated(settings: MarketSettings, clock: Callable[[], float]) -> MarketSo
     # Imported here so that services needing only Coinbase never load the simulator.
     from shared.market.simulated import SimulatedMarket
 
-    # cast: its `name` is the narrower Literal["simulated"], which a mutable protocol
-    # attribute cannot accept structurally although every read of it is sound.
-    return cast(MarketSource, SimulatedMarket(settings.simulation_seed, clock=clock))
+    return SimulatedMarket(settings.simulation_seed, clock=clock)
 
 
 async def choose_source(

@@ -21,7 +21,11 @@ class MarketUnavailableError(ServiceUnavailableError):
 class MarketSource(Protocol):
     """A place prices and candles come from."""
 
-    name: SourceName
+    # Read-only, so a source may declare a narrower literal (`Literal["simulated"]`).
+    @property
+    def name(self) -> SourceName:
+        """Which source this is; every answer is labelled with it."""
+        ...
 
     async def price(self, symbol: str) -> Quote:
         """The latest price; raises UnknownSymbolError or MarketUnavailableError."""

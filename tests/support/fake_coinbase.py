@@ -1,7 +1,7 @@
 """A fake Coinbase Exchange for tests: the public REST formats, exactly, and failures on demand.
 
     fake = FakeCoinbase(seed=1)
-    with serve_in_thread(fake.app) as server:       # COINBASE_API_URL=server.url
+    with fake.serve():                               # COINBASE_API_URL=fake.url
         fake.fail_next(429, times=2, retry_after=1)  # the next two requests are refused
         fake.gaps.add(1_700_000_040)                 # no trades in that minute: no row
         ...
@@ -29,7 +29,8 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.servers import serve_in_thread
 
 GRANULARITIES = frozenset({60, 300, 900, 3600, 21600, 86400})
 MAX_CANDLES = 300
@@ -101,6 +104,7 @@ class FakeCoinbase:
         self.gaps: set[int] = set()  # candle open times with no trades: no row is served
         self.serve_forming = False  # serve the forming candle even past the requested end
         self.latency = 0.0  # seconds every answer is delayed (without blocking the server)
+        self.url = ""  # where it is served; set by `serve()` (or by whoever serves `app`)
         self.requests: Counter[str] = Counter()
         self.calls: list[FakeCall] = []
         self._failures: deque[_Failure] = deque()
@@ -112,6 +116,16 @@ class FakeCoinbase:
                 Route("/products/{product}/ticker", self._ticker),
             ]
         )
+
+    @contextmanager
+    def serve(self, port: int | None = None) -> Iterator[FakeCoinbase]:
+        """Serve the fake from a uvicorn thread on 127.0.0.1 for the block; sets `url`."""
+        with serve_in_thread(self.app, port) as server:
+            self.url = server.url
+            try:
+                yield self
+            finally:
+                self.url = ""
 
     # --- steering, from tests ------------------------------------------------------
 

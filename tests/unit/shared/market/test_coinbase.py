@@ -253,3 +253,13 @@ async def test_fake_speaks_the_exchange_limits(fake: FakeCoinbase, server: Threa
         assert (await raw.get("/products/NOPE-USD/ticker", headers={"User-Agent": "t"})).json() == {
             "message": "NotFound"
         }
+
+
+async def test_fake_serve_sets_its_url() -> None:
+    """`FakeCoinbase.serve()` runs it on a real port and exposes the URL to point at."""
+    fake = FakeCoinbase()
+    with fake.serve():
+        async with httpx.AsyncClient(base_url=fake.url, headers={"User-Agent": "t"}) as raw:
+            assert (await raw.get("/time")).status_code == 200
+    assert fake.url == ""
+    assert fake.requests["/time"] == 1
