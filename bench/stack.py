@@ -2,7 +2,7 @@
 
 Every server is its own process on a free 127.0.0.1 port, started in order, each one
 waited for (its health path answering 200) with a deadline, and stopped in reverse with
-SIGTERM, then SIGKILL if it does not leave in time.
+SIGTERM (SIGINT under a profiler), then SIGKILL if it does not leave in time.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ class Server:
     health_path: str = "/health"
     # Put before `-m uvicorn`, e.g. a profiler: ("-m", "pyinstrument", ...).
     wrap: Sequence[str] = ()
+    # uvicorn re-raises the signal after its graceful exit: SIGTERM then kills the process
+    # outright, SIGINT becomes a KeyboardInterrupt a wrapper (pyinstrument) can catch.
+    stop_signal: int = signal.SIGTERM
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -91,7 +94,7 @@ class Server:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(self.stop_signal)
         try:
             self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -148,10 +151,14 @@ def real_stack(
     log_dir: Path, env: Mapping[str, str], wrap: Mapping[str, Sequence[str]] | None = None
 ) -> list[Server]:
     """The four services as `uvicorn main:app` from their folders, wired to each other."""
+    wrap = wrap or {}
     servers = [
-        Server(name, "main:app", log_dir, cwd=REPO / folder, wrap=(wrap or {}).get(name, ()))
+        Server(name, "main:app", log_dir, cwd=REPO / folder, wrap=wrap.get(name, ()))
         for name, folder in SERVICES
     ]
+    for server in servers:
+        if server.wrap:
+            server.stop_signal = signal.SIGINT
     by_name = {s.name: s for s in servers}
     urls = {
         "MARKET_DATA_URL": by_name["gateway"].url,

@@ -82,7 +82,7 @@ def hello(base: str) -> Target:
     return Target("hello-world", "bare FastAPI hello-world", f"{base}/")
 
 
-def _spec(target: Target, cfg: RunConfig, concurrency: int, duration: float) -> LoadSpec:
+def spec(target: Target, cfg: RunConfig, concurrency: int, duration: float) -> LoadSpec:
     return LoadSpec(
         url=target.url,
         method=target.method,
@@ -95,7 +95,7 @@ def _spec(target: Target, cfg: RunConfig, concurrency: int, duration: float) -> 
 
 def warm(driver: Driver, target: Target, cfg: RunConfig, say: Callable[[str], None]) -> int:
     """Load the target briefly, untimed (connections, caches, the ledger); return its errors."""
-    result = driver.run(_spec(target, cfg, cfg.concurrency, cfg.warm))
+    result = driver.run(spec(target, cfg, cfg.concurrency, cfg.warm))
     if result.errors:
         say(f"  warm-up of {target.name} had {result.errors} errors")
     return result.errors
@@ -103,8 +103,8 @@ def warm(driver: Driver, target: Target, cfg: RunConfig, say: Callable[[str], No
 
 def measure(driver: Driver, target: Target, cfg: RunConfig, say: Callable[[str], None]) -> Measured:
     """One round: the target at concurrency 1, then at `cfg.concurrency`."""
-    c1 = driver.run(_spec(target, cfg, 1, cfg.c1_duration))
-    cn = driver.run(_spec(target, cfg, cfg.concurrency, cfg.duration))
+    c1 = driver.run(spec(target, cfg, 1, cfg.c1_duration))
+    cn = driver.run(spec(target, cfg, cfg.concurrency, cfg.duration))
     say(
         f"  {target.name:<15} {cn.rps:8.0f} rps@c{cfg.concurrency}  p50@c1 {c1.p50_ms:6.2f} ms"
         f"  p50@c{cfg.concurrency} {cn.p50_ms:6.2f} ms  errors {c1.errors + cn.errors}"
