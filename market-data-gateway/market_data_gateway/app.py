@@ -44,11 +44,13 @@ def build_cache(settings: Settings, clock: Callable[[], float]) -> MarketCache:
     return MarketCache(local, redis)
 
 
-def source_check(choice: SourceChoice) -> Callable[[], Awaitable[CheckResult]]:
-    """How the source was chosen, and whether its latest call failed (no network call)."""
+def source_check(
+    choice: SourceChoice, service: GatewayService
+) -> Callable[[], Awaitable[CheckResult]]:
+    """How the source was chosen, calls made to it, whether the latest failed (no I/O)."""
 
     async def check() -> CheckResult:
-        detail = choice.describe()
+        detail = {**choice.describe(), "upstream_calls": dict(service.upstream_calls)}
         last_error: str | None = getattr(choice.source, "last_error", None)
         if last_error:
             return CheckResult("degraded", {**detail, "last_error": last_error})
@@ -94,7 +96,7 @@ def create_app(
         service: GatewayService = app.state.service
         return [
             Dependency("redis", service.cache.check),
-            Dependency("market_source", source_check(app.state.choice)),
+            Dependency("market_source", source_check(app.state.choice, service)),
         ]
 
     return build_app(

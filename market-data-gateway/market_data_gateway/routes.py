@@ -22,7 +22,8 @@ JSON = "application/json"
 router = APIRouter(prefix="/api/v1", tags=["market data"])
 
 
-def get_service(request: Request) -> GatewayService:
+async def get_service(request: Request) -> GatewayService:
+    # async: a sync dependency would be run in the thread pool, on every request.
     service: GatewayService = request.app.state.service
     return service
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,8 @@ class GatewayService:
         self.incomplete_ttl = incomplete_ttl
         self._clock = clock
         self._flight = SingleFlight()
+        # Calls that reached the source (cache misses), per kind: shown in /health.
+        self.upstream_calls: Counter[str] = Counter()
 
     async def price(self, symbol: str) -> bytes:
         """The price answer; cached for at most `price_ttl`."""
@@ -131,6 +134,7 @@ class GatewayService:
     async def _load_price(self, symbol: str, key: str, bucket: int) -> bytes:
         body = await self.cache.get(key)
         if body is None:
+            self.upstream_calls["price"] += 1
             body = price_body(await self.source.price(symbol))
             await self.cache.set(key, body, (bucket + 1) * self.price_ttl - self._clock())
         return body
@@ -141,6 +145,7 @@ class GatewayService:
         body = await self.cache.get(key)
         if body is not None:
             return body
+        self.upstream_calls["candles"] += 1
         series = await self.source.candles(symbol, granularity, periods)
         body = ohlcv_body(series)
         ttl = forming + granularity - self._clock()

@@ -23,6 +23,7 @@ async def test_auto_falls_back_to_simulated_and_says_so(
         health = (await client.get("/health")).json()
         price = (await client.get("/api/v1/price/BTC-USD")).json()
     detail = health["details"]["market_source"]
+    assert detail["upstream_calls"] == {}
     assert detail["source"] == "simulated"
     assert detail["requested"] == "auto"
     assert detail["fell_back"] is True

@@ -63,6 +63,8 @@ async def test_one_upstream_call_per_candle(
     assert fake.count("/candles") == 2
     newest = after[0].json()["data"][-1]["timestamp"]
     assert newest > first[0].json()["data"][-1]["timestamp"]
+    health = (await cached_gateway.get("/health")).json()
+    assert health["details"]["market_source"]["upstream_calls"] == {"candles": 2}
 
 
 async def test_price_cached_for_its_ttl(
