@@ -97,6 +97,10 @@ class CircuitBreaker:
         """The target failed: open after the threshold, or at once if this was the probe."""
         self._total_failures += 1
         self._consecutive_failures += 1
+        if self._state is BreakerState.OPEN:
+            # A call let through before the breaker opened failed late: the recovery
+            # window already runs and must not be pushed back by stragglers.
+            return
         self._probe_in_flight = False
         if (
             self._state is BreakerState.HALF_OPEN

@@ -137,3 +137,17 @@ async def test_rejects_invalid_configuration() -> None:
         CircuitBreaker("t", failure_threshold=0, recovery_timeout=1.0)
     with pytest.raises(ValueError, match="recovery_timeout"):
         CircuitBreaker("t", failure_threshold=1, recovery_timeout=0.0)
+
+
+async def test_late_failures_do_not_extend_open_window(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    """Failures of calls let through before opening neither restart nor extend the timeout."""
+    trip(breaker)
+    clock.advance(6.0)
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.retry_after() == pytest.approx(4.0)
+    assert breaker.snapshot().total_failures == 5
+    clock.advance(4.0)
+    assert breaker.allow()

@@ -271,8 +271,10 @@ async def test_attempt_cut_at_deadline_even_if_transport_ignores_timeouts(make: 
         raise AssertionError("unreachable")
 
     client = make(hang, max_attempts=1)
-    with pytest.raises(ServiceUnavailableError, match="timed out"):
-        await client.get_json("/x", timeout=0.05)
+    # The outer bound turns a missing cut-off into a failure instead of a hung test.
+    async with asyncio.timeout(5.0):
+        with pytest.raises(ServiceUnavailableError, match="timed out"):
+            await client.get_json("/x", timeout=0.05)
     assert client.breaker.snapshot().total_failures == 1
 
 
