@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from execution.broker import Costs
 from execution.config import Settings
-from execution.db import Database
+from execution.db import Database, open_database
 from execution.idempotency import IdempotencyStore
 from execution.ledger import Ledger
 from execution.migrate import migrate
@@ -60,7 +60,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("execution", settings.log_level, settings.log_format)
         async with contextlib.AsyncExitStack() as stack:
-            db = Database(settings)
+            db = open_database(settings)
             stack.push_async_callback(db.dispose)
             await migrate(db, starting_cash=settings.starting_cash)
             http = make_http_client(transport, timeout=settings.service_timeout_seconds)
@@ -130,8 +130,7 @@ def _dependencies(app: FastAPI) -> list[Dependency]:
     choice: SourceChoice = app.state.source
 
     async def database_check() -> CheckResult:
-        async with db.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await db.read(lambda conn: conn.execute(text("SELECT 1")))
         return CheckResult("healthy", {"dialect": db.dialect})
 
     async def source_check() -> CheckResult:

@@ -1,80 +1,154 @@
-"""The ledger's database: one async engine per process, SQLite by default, PostgreSQL when set.
+"""The ledger's database: SQLite by default, PostgreSQL when `DATABASE_URL` says so.
 
-Every write transaction goes through `Database.writer`. On SQLite it opens with
-`BEGIN IMMEDIATE`, taking the database's single write lock up front (across processes
-too), so a read-then-write transaction can never be overtaken between its read and its
-write. On PostgreSQL the ledger takes row locks (`SELECT ... FOR UPDATE`) instead.
+Transactions are plain functions of a SQLAlchemy `Connection`, run whole by
+`Database.write` (or `read`), so the ledger's logic is one piece of code for both:
+
+- PostgreSQL: an async engine (asyncpg); the function runs in SQLAlchemy's greenlet
+  bridge, each statement awaiting the network. The ledger takes row locks
+  (`SELECT ... FOR UPDATE`). Reads are single statements on an autocommit connection.
+- SQLite: the stdlib driver, each transaction run entirely in one worker-thread call.
+  aiosqlite would pay a thread hop per statement, which made a fill several times
+  slower. Writes open with `BEGIN IMMEDIATE`, taking the database's write lock up front
+  (across processes too); in this process they queue on one writer thread, so they
+  never spin in SQLite's sleeping busy handler against each other.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import URL, Connection, create_engine, event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from execution.config import Settings
 
-_IMMEDIATE = "sqlite_begin_immediate"
+T = TypeVar("T")
+Body = Callable[[Connection], T]
+_BEGIN = "ledger_begin"  # execution option: the BEGIN statement SQLite transactions use
 
 
-def async_url(url: str) -> str:
-    """Map `sqlite:///` and `postgresql://` (or `postgres://`) URLs to their async drivers."""
+def engine_url(url: str) -> URL:
+    """The driver URL for `sqlite:///path` or `postgresql://...` (`postgres://` too)."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     parsed = make_url(url)
-    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
-    if parsed.drivername not in drivers:
-        if parsed.drivername in drivers.values():
-            return url
-        raise ValueError(f"DATABASE_URL must be sqlite:/// or postgresql://, not {url!r}")
-    return parsed.set(drivername=drivers[parsed.drivername]).render_as_string(hide_password=False)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"DATABASE_URL must be sqlite:/// or postgresql://, not {url!r}")
 
 
 class Database:
-    """The engine (a pooled connection set) and its write-transaction variant."""
+    """Runs ledger transactions; `open_database` picks the implementation."""
 
-    def __init__(self, settings: Settings) -> None:
-        url = make_url(async_url(settings.database_url))
-        self.is_sqlite = url.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"pool_size": settings.db_pool_size}
-        kwargs["max_overflow"] = settings.db_pool_size
-        if self.is_sqlite:
-            if url.database and url.database != ":memory:":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_seconds}
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
-        if self.is_sqlite:
-            _configure_sqlite(self.engine, settings)
-        # Same pool; transactions begun through it take SQLite's write lock at BEGIN.
-        self.writer: AsyncEngine = self.engine.execution_options(**{_IMMEDIATE: True})
+    dialect: str
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
+    async def write(self, body: Body[T]) -> T:
+        """Run `body` in one read-write transaction; commit if it returns."""
+        raise NotImplementedError
+
+    async def read(self, body: Body[T]) -> T:
+        """Run `body`, which must only read (and be one statement on PostgreSQL)."""
+        raise NotImplementedError
+
+    async def dispose(self) -> None:
+        raise NotImplementedError
+
+
+def open_database(settings: Settings) -> Database:
+    url = engine_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return SqliteDatabase(url, settings)
+    return PostgresDatabase(url, settings)
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: URL, settings: Settings) -> None:
+        size = settings.db_pool_size
+        self.engine: AsyncEngine = create_async_engine(url, pool_size=size, max_overflow=size)
+        # No BEGIN/ROLLBACK round trips around single-statement reads.
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def write(self, body: Body[T]) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(body)
+
+    async def read(self, body: Body[T]) -> T:
+        async with self._reader.connect() as conn:
+            return await conn.run_sync(body)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine, settings: Settings) -> None:
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, url: URL, settings: Settings) -> None:
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        size = settings.db_pool_size
+        self.engine: Engine = create_engine(
+            url,
+            pool_size=size + 1,
+            max_overflow=0,
+            connect_args={
+                "timeout": settings.sqlite_busy_timeout_seconds,
+                "check_same_thread": False,
+            },
+        )
+        _configure(self.engine, settings)
+        self._writer = self.engine.execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        self._read_threads = ThreadPoolExecutor(size, thread_name_prefix="ledger-reader")
+
+    async def write(self, body: Body[T]) -> T:
+        return await self._in(self._write_thread, self._writer, body)
+
+    async def read(self, body: Body[T]) -> T:
+        return await self._in(self._read_threads, self.engine, body)
+
+    async def _in(self, threads: ThreadPoolExecutor, engine: Engine, body: Body[T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(threads, functools.partial(_transact, engine, body))
+
+    async def dispose(self) -> None:
+        loop = asyncio.get_running_loop()
+        for threads in (self._write_thread, self._read_threads):
+            await loop.run_in_executor(None, functools.partial(threads.shutdown, wait=True))
+        self.engine.dispose()
+
+
+def _transact(engine: Engine, body: Body[T]) -> T:
+    with engine.begin() as conn:
+        return body(conn)
+
+
+def _configure(engine: Engine, settings: Settings) -> None:
     """WAL (readers never block the writer), the chosen fsync level, our own BEGIN."""
     busy_ms = int(settings.sqlite_busy_timeout_seconds * 1000)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # pysqlite's implicit transactions would defeat BEGIN IMMEDIATE: turn them off.
+        # The driver's implicit transactions would defeat BEGIN IMMEDIATE: turn them off.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
-        cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Reads get a deferred BEGIN: a snapshot across their statements, no write lock.
+        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN, "BEGIN"))

@@ -6,7 +6,7 @@ transaction as the order, so a key is either still in flight or answered togethe
 its fill: never a fill without its answer. Duplicates wait for the answer, polling the
 row (and woken at once when the original runs in this process). A different body with
 the same key is a 422. A claim whose request died (the process was killed) is taken
-over after `lock_seconds`; the dead request wrote nothing, so re-running is safe.
+over after `lock_seconds`: the dead request committed nothing, so re-running is safe.
 Answers are kept for `ttl`, then purged.
 """
 
@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Connection, Row, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from execution.db import Database
 from execution.models import idempotency_keys as keys
 from shared.errors import ConflictError, InvalidRequestError
 
 _POLL_FIRST, _POLL_MAX = 0.005, 0.1
-_CLAIMABLE = object()
+_WAIT, _CLAIMABLE = object(), object()
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,12 @@ class IdempotencyStore:
 
     async def claim(self, key: str, fingerprint: str) -> Claim | StoredAnswer:
         """Own `key`, or get the answer stored for it (waiting while it is in flight)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait_seconds
+        deadline = self._now() + timedelta(seconds=self.wait_seconds)
         pause = _POLL_FIRST
+        query = select(keys).where(keys.c.key == key)
         outcome = await self._try_claim(key, fingerprint)
-        while outcome is None:
-            if loop.time() >= deadline:
+        while outcome is _WAIT:
+            if self._now() >= deadline:
                 raise ConflictError(
                     "A request with this Idempotency-Key is still in progress; retry later"
                 )
@@ -89,19 +89,17 @@ class IdempotencyStore:
                     await asyncio.wait_for(event.wait(), pause)
             pause = min(pause * 2, _POLL_MAX)
             # Waiters poll with plain reads: only a vanished or abandoned claim needs a write.
-            async with self.db.engine.connect() as conn:
-                verdict = self._judge(await self._row(conn, key), fingerprint)
-            if verdict is not _CLAIMABLE:
-                outcome = verdict if isinstance(verdict, StoredAnswer) else None
-            else:
+            row = await self.db.read(lambda conn: conn.execute(query).first())
+            outcome = self._judge(row, fingerprint)
+            if outcome is _CLAIMABLE:
                 outcome = await self._try_claim(key, fingerprint)
+        if isinstance(outcome, Claim):
+            self._local[key] = asyncio.Event()
+        assert isinstance(outcome, Claim | StoredAnswer)
         return outcome
 
-    async def _row(self, conn: AsyncConnection, key: str) -> Row[Any] | None:
-        return (await conn.execute(select(keys).where(keys.c.key == key))).first()
-
-    def _judge(self, row: Row[Any] | None, fingerprint: str) -> StoredAnswer | object | None:
-        """The stored answer, None to keep waiting, or _CLAIMABLE (absent, expired, abandoned)."""
+    def _judge(self, row: Row[Any] | None, fingerprint: str) -> Any:
+        """The stored answer, _WAIT, or _CLAIMABLE (absent, expired, or abandoned)."""
         now = self._now()
         if row is None or row.created_at <= now - self.ttl:
             return _CLAIMABLE
@@ -112,85 +110,64 @@ class IdempotencyStore:
             )
         if row.status_code is not None:
             return StoredAnswer(row.status_code, row.response)
-        return _CLAIMABLE if row.locked_at <= now - self.lock else None
+        return _CLAIMABLE if row.locked_at <= now - self.lock else _WAIT
 
-    async def _try_claim(self, key: str, fingerprint: str) -> Claim | StoredAnswer | None:
+    async def _try_claim(self, key: str, fingerprint: str) -> Any:
+        claim = Claim(key, str(uuid.uuid4()))
+        return await self.db.write(
+            functools.partial(self._claim_tx, claim=claim, fingerprint=fingerprint)
+        )
+
+    def _claim_tx(self, conn: Connection, *, claim: Claim, fingerprint: str) -> Any:
         now = self._now()
-        owner = str(uuid.uuid4())
-        async with self.db.writer.begin() as conn:
-            if await self._insert(conn, key, fingerprint, owner, now):
-                return self._claimed(key, owner)
-            row = await self._row(conn, key)
-            verdict = self._judge(row, fingerprint)
-            if verdict is not _CLAIMABLE:
-                return verdict if isinstance(verdict, StoredAnswer) else None
-            if row is None:
-                return None  # released since our insert: the next round inserts
-            # Expired, or abandoned by a request that died: take it over, compare-and-swap
-            # on the owner (and on the state we judged, should the original answer now).
-            still = (
-                keys.c.status_code.is_(None)
-                if row.status_code is None
-                else keys.c.created_at == row.created_at
-            )
-            taken = await conn.execute(
-                update(keys)
-                .where(keys.c.key == key, keys.c.owner == row.owner, still)
-                .values(
-                    owner=owner,
-                    fingerprint=fingerprint,
-                    locked_at=now,
-                    created_at=now,
-                    status_code=None,
-                    response=None,
-                    order_id=None,
-                )
-                .returning(keys.c.key)
-            )
-            if taken.first() is None:
-                return None
-        return self._claimed(key, owner)
-
-    def _claimed(self, key: str, owner: str) -> Claim:
-        self._local[key] = asyncio.Event()
-        return Claim(key, owner)
-
-    async def _insert(
-        self, conn: AsyncConnection, key: str, fingerprint: str, owner: str, now: datetime
-    ) -> bool:
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-        stmt = (
+        mine = {"owner": claim.owner, "fingerprint": fingerprint, "locked_at": now}
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        inserted = conn.execute(
             dialect.insert(keys)
-            .values(key=key, fingerprint=fingerprint, owner=owner, locked_at=now, created_at=now)
+            .values(key=claim.key, created_at=now, **mine)
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(keys.c.key)
+        ).first()
+        if inserted is not None:
+            return claim
+        row = conn.execute(select(keys).where(keys.c.key == claim.key)).first()
+        verdict = self._judge(row, fingerprint)
+        if verdict is not _CLAIMABLE or row is None:
+            return _WAIT if row is None else verdict  # None: released since our insert
+        # Expired, or abandoned by a request that died: take it over, compare-and-swap on
+        # the owner and on the state we judged (the original may answer meanwhile).
+        still = (
+            keys.c.status_code.is_(None)
+            if row.status_code is None
+            else keys.c.created_at == row.created_at
         )
-        return (await conn.execute(stmt)).first() is not None
+        taken = conn.execute(
+            update(keys)
+            .where(keys.c.key == claim.key, keys.c.owner == row.owner, still)
+            .values(created_at=now, status_code=None, response=None, order_id=None, **mine)
+            .returning(keys.c.key)
+        ).first()
+        return _WAIT if taken is None else claim
 
-    async def answer(
-        self, conn: AsyncConnection, claim: Claim, status_code: int, body: str, order_id: str
+    def answer(
+        self, conn: Connection, claim: Claim, status_code: int, body: str, order_id: str
     ) -> None:
         """Store the answer in the caller's transaction; raise if the claim was lost."""
-        stored = await conn.execute(
+        stored = conn.execute(
             update(keys)
             .where(keys.c.key == claim.key, keys.c.owner == claim.owner)
             .values(status_code=status_code, response=body, order_id=order_id)
             .returning(keys.c.key)
-        )
-        if stored.first() is None:
+        ).first()
+        if stored is None:
             raise KeyLostError("This request's Idempotency-Key was taken over; nothing was done")
 
-    async def release_in(self, conn: AsyncConnection, claim: Claim) -> None:
-        """Forget an unanswered claim in the caller's transaction, so a retry runs afresh."""
-        await conn.execute(
-            delete(keys).where(
-                keys.c.key == claim.key, keys.c.owner == claim.owner, keys.c.status_code.is_(None)
-            )
-        )
-
     async def release(self, claim: Claim) -> None:
-        async with self.db.writer.begin() as conn:
-            await self.release_in(conn, claim)
+        """Forget an unanswered claim, so a retry with the key runs afresh."""
+        query = delete(keys).where(
+            keys.c.key == claim.key, keys.c.owner == claim.owner, keys.c.status_code.is_(None)
+        )
+        await self.db.write(lambda conn: conn.execute(query))
 
     def finished(self, claim: Claim) -> None:
         """Wake this process's duplicates waiting on the claim."""
@@ -200,9 +177,7 @@ class IdempotencyStore:
 
     async def purge_expired(self) -> int:
         """Delete answers older than the TTL; returns how many."""
-        cutoff = self._now() - self.ttl
-        async with self.db.writer.begin() as conn:
-            result = await conn.execute(
-                delete(keys).where(keys.c.created_at <= cutoff).returning(keys.c.key)
-            )
-            return len(result.all())
+        query = delete(keys).where(keys.c.created_at <= self._now() - self.ttl)
+        return await self.db.write(
+            lambda conn: len(conn.execute(query.returning(keys.c.key)).all())
+        )

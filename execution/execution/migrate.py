@@ -7,6 +7,7 @@ the account while the others wait, then find nothing left to do.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from execution.db import Database
 from execution.models import accounts
@@ -25,35 +25,27 @@ ACCOUNT_ID = 1
 _ADVISORY_LOCK_KEY = 0x7E5_1ED6E7
 
 
-def _upgrade(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
-
-
 async def migrate(db: Database, *, starting_cash: Decimal) -> None:
     """Bring the schema to head and, on a new ledger, open the account with `starting_cash`."""
-    async with db.writer.begin() as conn:
-        if db.dialect == "postgresql":
-            await conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+    await db.write(functools.partial(_migrate, starting_cash=starting_cash))
+
+
+def _migrate(conn: Connection, *, starting_cash: Decimal) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+    if conn.execute(select(accounts.c.id)).first() is None:
+        now = datetime.now(UTC)
+        conn.execute(
+            accounts.insert().values(
+                id=ACCOUNT_ID,
+                cash=starting_cash,
+                realized_pnl=Decimal(0),
+                starting_cash=starting_cash,
+                created_at=now,
+                updated_at=now,
             )
-        await conn.run_sync(_upgrade)
-        await _open_account(conn, starting_cash)
-
-
-async def _open_account(conn: AsyncConnection, starting_cash: Decimal) -> None:
-    if (await conn.execute(select(accounts.c.id))).first() is not None:
-        return
-    now = datetime.now(UTC)
-    await conn.execute(
-        accounts.insert().values(
-            id=ACCOUNT_ID,
-            cash=starting_cash,
-            realized_pnl=Decimal(0),
-            starting_cash=starting_cash,
-            created_at=now,
-            updated_at=now,
         )
-    )

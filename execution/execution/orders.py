@@ -9,8 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Row, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Row, select
 
 from execution.db import Database
 from execution.models import orders
@@ -39,8 +38,8 @@ class OrderRecord:
     created_at: datetime
 
 
-async def insert_order(conn: AsyncConnection, order: OrderRecord) -> None:
-    await conn.execute(orders.insert().values(**asdict(order)))
+def insert_order(conn: Connection, order: OrderRecord) -> None:
+    conn.execute(orders.insert().values(**asdict(order)))
 
 
 def _record(row: Row[Any]) -> OrderRecord:
@@ -70,8 +69,8 @@ class OrderBook:
         self.db = db
 
     async def get(self, order_id: str) -> OrderRecord:
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(orders).where(orders.c.order_id == order_id))).first()
+        query = select(orders).where(orders.c.order_id == order_id)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise NotFoundError(f"No order {order_id!r}")
         return _record(row)
@@ -81,8 +80,7 @@ class OrderBook:
         query = select(orders).order_by(orders.c.seq.desc()).limit(limit + 1)
         if cursor is not None:
             query = query.where(orders.c.seq < decode_cursor(cursor))
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].seq) if more else None

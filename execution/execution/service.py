@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from execution.broker import Costs, Side, plan_fill
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
@@ -152,8 +152,8 @@ class TradeService:
         if claim is None:
             return None
 
-        async def seal(conn: AsyncConnection, order: OrderRecord) -> None:
-            await self.keys.answer(conn, claim, 201, render(order).decode(), order.order_id)
+        def seal(conn: Connection, order: OrderRecord) -> None:
+            self.keys.answer(conn, claim, 201, render(order).decode(), order.order_id)
 
         return seal
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from execution.app import create_app
 from execution.config import Settings
-from execution.db import async_url
+from execution.db import engine_url
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -29,7 +29,7 @@ PG_ADMIN = f"{PG_SERVER}/test"
 @asynccontextmanager
 async def _admin() -> AsyncIterator[AsyncConnection]:
     engine = create_async_engine(
-        async_url(PG_ADMIN), isolation_level="AUTOCOMMIT", connect_args={"timeout": 2}
+        engine_url(PG_ADMIN), isolation_level="AUTOCOMMIT", connect_args={"timeout": 2}
     )
     try:
         async with engine.connect() as conn:
@@ -65,31 +65,31 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture(scope="session")
-def _risk_server() -> Iterator[tuple[RiskStub, ThreadServer]]:
+def risk_server() -> Iterator[tuple[RiskStub, ThreadServer]]:
     stub = RiskStub()
     with serve_in_thread(stub.app()) as server:
         yield stub, server
 
 
 @pytest.fixture(scope="session")
-def _gateway_server() -> Iterator[tuple[GatewayStub, ThreadServer]]:
+def gateway_server() -> Iterator[tuple[GatewayStub, ThreadServer]]:
     stub = GatewayStub()
     with serve_in_thread(stub.app()) as server:
         yield stub, server
 
 
 @pytest.fixture
-def risk(_risk_server: tuple[RiskStub, ThreadServer]) -> Iterator[RiskStub]:
+def risk(risk_server: tuple[RiskStub, ThreadServer]) -> Iterator[RiskStub]:
     """The Risk stub, approving everything at PRICE unless a test says otherwise."""
-    stub, _ = _risk_server
+    stub, _ = risk_server
     stub.reset()
     yield stub
     stub.reset()
 
 
 @pytest.fixture
-def gateway(_gateway_server: tuple[GatewayStub, ThreadServer]) -> Iterator[GatewayStub]:
-    stub, _ = _gateway_server
+def gateway(gateway_server: tuple[GatewayStub, ThreadServer]) -> Iterator[GatewayStub]:
+    stub, _ = gateway_server
     stub.reset()
     yield stub
     stub.reset()
@@ -97,8 +97,8 @@ def gateway(_gateway_server: tuple[GatewayStub, ThreadServer]) -> Iterator[Gatew
 
 @pytest.fixture
 def settings_for(
-    _risk_server: tuple[RiskStub, ThreadServer],
-    _gateway_server: tuple[GatewayStub, ThreadServer],
+    risk_server: tuple[RiskStub, ThreadServer],
+    gateway_server: tuple[GatewayStub, ThreadServer],
     database_url: str,
 ) -> Callable[..., Settings]:
     """Settings pointing at the stubs and this test's database; keywords override."""
@@ -106,8 +106,8 @@ def settings_for(
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": database_url,
-            "risk_url": _risk_server[1].url,
-            "market_data_url": _gateway_server[1].url,
+            "risk_url": risk_server[1].url,
+            "market_data_url": gateway_server[1].url,
             "market_data_source": "simulated",
             "starting_cash": 10_000,
             "slippage_bps": 0,

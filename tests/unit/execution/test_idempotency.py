@@ -1,0 +1,185 @@
+"""Idempotency-Key with Stripe's semantics, through the API and at the store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from execution.config import Settings
+from execution.db import open_database
+from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
+from execution.migrate import migrate
+from execution.models import idempotency_keys, orders
+from sqlalchemy import func, select
+
+from shared.errors import ConflictError, InvalidRequestError
+from tests.unit.execution.conftest import StartApp
+from tests.unit.execution.stubs import RiskStub
+
+BODY = {"symbol": "BTC-USD", "side": "buy", "amount": 250}
+
+
+async def count_filled(database_url: str) -> int:
+    db = open_database(Settings(database_url=database_url))
+    query = select(func.count()).select_from(orders).where(orders.c.status == "FILLED")
+    try:
+        return int(await db.read(lambda conn: conn.execute(query).scalar_one()))
+    finally:
+        await db.dispose()
+
+
+async def test_50_concurrent_duplicates_fill_once(
+    client: httpx.AsyncClient, risk: RiskStub, database_url: str
+) -> None:
+    """50 concurrent POSTs with one key: exactly one fill and 50 identical 201 bodies."""
+    responses = await asyncio.gather(
+        *(
+            client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-50"})
+            for _ in range(50)
+        )
+    )
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.content for r in responses}) == 1
+    assert responses[0].json()["status"] == "FILLED"
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 49
+    assert await count_filled(database_url) == 1
+    assert len(risk.requests) == 1
+    assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000 - 250
+
+
+async def test_replay_after_completion_is_the_stored_answer(client: httpx.AsyncClient) -> None:
+    """A later retry with the key gets the same body, even after the books changed."""
+    first = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-1"})
+    await client.post("/api/v1/trade", json=BODY)
+    again = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-1"})
+    assert (again.status_code, again.content) == (201, first.content)
+    stored = (await client.get(f"/api/v1/orders/{first.json()['order_id']}")).json()
+    assert stored == first.json()
+
+
+async def test_same_key_other_body_is_422(client: httpx.AsyncClient) -> None:
+    """Reusing a key with a different body is a 422 problem naming the header."""
+    await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-2"})
+    other = await client.post(
+        "/api/v1/trade", json=BODY | {"amount": 251}, headers={"Idempotency-Key": "k-2"}
+    )
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert "different request" in other.json()["detail"]
+
+
+async def test_503_is_not_stored_so_a_retry_trades(
+    start: StartApp, risk: RiskStub, dead_url: str
+) -> None:
+    """After Risk was down, a retry with the same key runs afresh and fills."""
+    async with start(risk_url=dead_url) as client:
+        down = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-3"})
+    assert down.status_code == 503
+    async with start() as client:
+        retry = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-3"})
+        assert (retry.status_code, retry.json()["status"]) == (201, "FILLED")
+        assert len((await client.get("/api/v1/orders")).json()["orders"]) == 2
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def store_and_clock(database_url: str) -> AsyncIterator[tuple[IdempotencyStore, Clock]]:
+    db = open_database(Settings(database_url=database_url))
+    await migrate(db, starting_cash=Settings().starting_cash)
+    clock = Clock()
+
+    async def no_sleep(_: float) -> None:
+        clock.now += timedelta(seconds=1)  # each poll lets a second pass
+        await asyncio.sleep(0)
+
+    store = IdempotencyStore(
+        db,
+        ttl=timedelta(hours=24),
+        lock_seconds=60,
+        wait_seconds=3600,
+        now=clock,
+        sleep=no_sleep,
+    )
+    yield store, clock
+    await db.dispose()
+
+
+async def answer(store: IdempotencyStore, claim: Claim, body: str) -> None:
+    await store.db.write(lambda conn: store.answer(conn, claim, 201, body, "order-1"))
+    store.finished(claim)
+
+
+async def test_abandoned_claim_is_taken_over(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A claim left in flight by a dead request is taken over after the lock time."""
+    store, _ = store_and_clock
+    dead = await store.claim("k", "fp")
+    assert isinstance(dead, Claim)
+    store._local.clear()  # the claiming request died with its process
+    second = await store.claim("k", "fp")
+    assert isinstance(second, Claim)
+    assert second.owner != dead.owner
+    with pytest.raises(ConflictError):
+        await answer(store, dead, "{}")  # the dead owner's late write is refused
+
+
+async def test_expired_answer_is_forgotten(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """After the TTL a key is new again; before it, the answer is replayed."""
+    store, clock = store_and_clock
+    first = await store.claim("k", "fp")
+    assert isinstance(first, Claim)
+    await answer(store, first, '{"n":1}')
+    clock.now += timedelta(hours=23)
+    assert await store.claim("k", "fp") == StoredAnswer(201, '{"n":1}')
+    clock.now += timedelta(hours=1)
+    assert isinstance(await store.claim("k", "other"), Claim)
+
+
+async def test_purge_deletes_only_expired_keys(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """The periodic purge removes keys past the TTL and keeps younger ones."""
+    store, clock = store_and_clock
+    await answer(store, await store.claim("old", "fp"), "{}")  # type: ignore[arg-type]
+    clock.now += timedelta(hours=12)
+    await answer(store, await store.claim("young", "fp"), "{}")  # type: ignore[arg-type]
+    clock.now += timedelta(hours=12, seconds=1)
+    assert await store.purge_expired() == 1
+    query = select(idempotency_keys.c.key)
+    left = await store.db.read(lambda conn: conn.execute(query).scalars().all())
+    assert left == ["young"]
+
+
+async def test_mismatch_while_in_flight_is_422(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A different body with an in-flight key is refused at once, not after waiting."""
+    store, _ = store_and_clock
+    assert isinstance(await store.claim("k", "fp"), Claim)
+    with pytest.raises(InvalidRequestError):
+        await store.claim("k", "other")
+
+
+async def test_duplicate_gives_up_with_409_after_the_wait(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A duplicate still waiting after `wait_seconds` for a live original gets a 409."""
+    store, _ = store_and_clock
+    store.wait_seconds = 5  # the fake sleep lets a second pass per poll
+    assert isinstance(await store.claim("k", "fp"), Claim)
+    store._local.clear()  # the original runs in another process
+    with pytest.raises(ConflictError):
+        await store.claim("k", "fp")
