@@ -19,18 +19,17 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import orjson
 
 from shared.errors import InvalidRequestError
+from shared.market.coinbase_format import parse_candles, parse_rfc3339
 from shared.market.models import (
     GRANULARITIES,
     MAX_CANDLES,
     SYMBOL_PATTERN,
-    Candle,
     CandleSeries,
     Quote,
     SourceName,
@@ -41,10 +40,6 @@ from shared.market.throttle import TokenBucket, parse_retry_after
 from shared.transport import USER_AGENT
 
 _SYMBOL_RE = re.compile(SYMBOL_PATTERN)
-_RFC3339_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,38 +56,6 @@ class CoinbaseOptions:
     initial_backoff: float = 0.25
     max_backoff: float = 4.0
     user_agent: str = USER_AGENT
-
-
-def parse_rfc3339(value: str) -> datetime:
-    """An RFC 3339 timestamp as an aware UTC datetime; nanoseconds are truncated to micros.
-
-    `datetime.fromisoformat` accepts at most 6 fractional digits; Coinbase sends up to 9.
-    """
-    match = _RFC3339_RE.match(value.strip())
-    if match is None:
-        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
-    micros = int((match.group(7) or "0")[:6].ljust(6, "0"))
-    tz = UTC
-    if match.group(9):
-        sign = -1 if match.group(9) == "-" else 1
-        tz = timezone(sign * timedelta(hours=int(match.group(10)), minutes=int(match.group(11))))
-    moment = datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
-    return moment.astimezone(UTC)
-
-
-def parse_candles(rows: Any, *, start: int, before: int) -> list[Candle]:
-    """Coinbase candle rows → closed candles in [start, before), oldest first, deduplicated."""
-    if not isinstance(rows, list):
-        raise ValueError("candles: expected a JSON array")
-    by_time: dict[int, Candle] = {}
-    for row in rows:
-        if not isinstance(row, list) or len(row) < 6:
-            raise ValueError(f"candles: malformed row {row!r}")
-        t, low, high, open_, close, volume = (float(x) for x in row[:6])
-        if start <= t < before:
-            by_time[int(t)] = Candle(int(t), open_, high, low, close, volume)
-    return [by_time[t] for t in sorted(by_time)]
 
 
 def check_request(symbol: str, granularity: int | None = None, periods: int | None = None) -> None:

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from shared.errors import InvalidRequestError
-from shared.market.coinbase import CoinbaseOptions, CoinbaseSource, parse_rfc3339
+from shared.market.coinbase import CoinbaseOptions, CoinbaseSource
+from shared.market.coinbase_format import parse_rfc3339
 from shared.market.models import GRANULARITIES
 from shared.market.source import MarketUnavailableError, UnknownSymbolError
 from shared.transport import make_http_client
