@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from market_data_gateway.singleflight import SingleFlight
 from shared.errors import InvalidRequestError, NotFoundError
 from shared.market.models import CandleSeries, Quote, utc_iso
 from shared.market.simulated import SimulatedMarket
-from shared.market.source import MarketSource
+from shared.market.source import MarketSource, UnknownSymbolError
 
 
 def price_body(quote: Quote) -> bytes:
@@ -77,12 +78,14 @@ class GatewayService:
         *,
         price_ttl: float,
         incomplete_ttl: float,
+        unknown_symbol_ttl: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self.cache = cache
         self.price_ttl = price_ttl
         self.incomplete_ttl = incomplete_ttl
+        self.unknown_symbol_ttl = unknown_symbol_ttl
         self._clock = clock
         self._flight = SingleFlight()
         # Calls that reached the source (cache misses), per kind: shown in /health.
@@ -97,6 +100,7 @@ class GatewayService:
         body = self.cache.peek(key)
         if body is not None:
             return body
+        self._check_known(symbol)
         return await self._flight.run(key, lambda: self._load_price(symbol, key, bucket))
 
     async def ohlcv(self, symbol: str, granularity: int, periods: int) -> bytes:
@@ -108,6 +112,7 @@ class GatewayService:
         body = self.cache.peek(key)
         if body is not None:
             return body
+        self._check_known(symbol)
         return await self._flight.run(
             key, lambda: self._load_ohlcv(symbol, granularity, periods, key, forming)
         )
@@ -131,11 +136,27 @@ class GatewayService:
             "regime": self.source.regime_at(symbol, granularity, moment),
         }
 
+    def _check_known(self, symbol: str) -> None:
+        # Remembered unknown symbols are answered here: they would spend the exchange's
+        # rate limit on the same 404 again and again.
+        if self.cache.peek(f"unknown:{symbol}") is not None:
+            raise UnknownSymbolError(f"{self.source.name} does not list the product {symbol}")
+
+    @contextmanager
+    def _remember_unknown(self, symbol: str) -> Iterator[None]:
+        try:
+            yield
+        except UnknownSymbolError:
+            self.cache.local.set(f"unknown:{symbol}", b"1", self.unknown_symbol_ttl)
+            raise
+
     async def _load_price(self, symbol: str, key: str, bucket: int) -> bytes:
         body = await self.cache.get(key)
         if body is None:
             self.upstream_calls["price"] += 1
-            body = price_body(await self.source.price(symbol))
+            with self._remember_unknown(symbol):
+                quote = await self.source.price(symbol)
+            body = price_body(quote)
             await self.cache.set(key, body, (bucket + 1) * self.price_ttl - self._clock())
         return body
 
@@ -146,7 +167,8 @@ class GatewayService:
         if body is not None:
             return body
         self.upstream_calls["candles"] += 1
-        series = await self.source.candles(symbol, granularity, periods)
+        with self._remember_unknown(symbol):
+            series = await self.source.candles(symbol, granularity, periods)
         body = ohlcv_body(series)
         ttl = forming + granularity - self._clock()
         newest_closed = forming - granularity

@@ -98,14 +98,28 @@ async def test_unknown_product_is_404_problem(
     gateway: httpx.AsyncClient, fake: FakeCoinbase
 ) -> None:
     """A product Coinbase does not list → 404 problem+json, for price and candles."""
-    for path in ("/api/v1/price/NOPE-USD", "/api/v1/ohlcv/NOPE-USD"):
-        answer = await gateway.get(path)
+    for symbol, path in [("NOPE-USD", "/api/v1/price/"), ("NOPE-BTC", "/api/v1/ohlcv/")]:
+        answer = await gateway.get(path + symbol)
         assert answer.status_code == 404
         assert answer.headers["content-type"] == PROBLEM
         body = answer.json()
         assert body["title"] == "Unknown Symbol"
-        assert "NOPE-USD" in body["detail"]
+        assert symbol in body["detail"]
         assert body["trace_id"] == answer.headers["x-trace-id"]
+    assert fake.count() == 2
+
+
+async def test_unknown_product_remembered(
+    gateway: httpx.AsyncClient, fake: FakeCoinbase, clock: FakeClock
+) -> None:
+    """A product Coinbase said it does not list is answered 404 from memory for a minute."""
+    for _ in range(5):
+        assert (await gateway.get("/api/v1/price/NOPE-USD")).status_code == 404
+        assert (await gateway.get("/api/v1/ohlcv/NOPE-USD")).status_code == 404
+    assert fake.count() == 1
+    clock.advance(61)
+    assert (await gateway.get("/api/v1/ohlcv/NOPE-USD")).status_code == 404
+    assert fake.count() == 2
 
 
 async def test_outage_is_503_problem_and_health_degraded(
