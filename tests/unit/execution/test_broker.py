@@ -1,0 +1,81 @@
+"""The paper broker's maths: slippage, fees, rounding against the trader, clamping."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from execution.broker import Books, Costs, Fill, Refusal, apply_fill, execution_price, plan_fill
+
+D = Decimal  # short, for the arithmetic below
+COSTS = Costs(slippage_bps=D(10), fee_bps=D(25), min_order_amount=D(1))
+
+
+def books(cash: str = "10000", quantity: str = "0", cost_basis: str = "0") -> Books:
+    return Books(
+        cash=D(cash),
+        realized_pnl=D(0),
+        quantity=D(quantity),
+        cost_basis=D(cost_basis),
+        symbol_realized_pnl=D(0),
+    )
+
+
+def test_slippage_moves_the_price_against_the_trader() -> None:
+    """Buys pay more than the quote, sells receive less, by the slippage in bps."""
+    assert execution_price("buy", D(100), D(10)) == D("100.1")
+    assert execution_price("sell", D(100), D(10)) == D("99.9")
+
+
+def test_buy_fill_costs_amount_plus_fee() -> None:
+    """A buy of 1000 at 100 (+10 bps) takes 1000 + 2.5 fee and buys quantity rounded down."""
+    fill = plan_fill("buy", D(1000), D(100), books(), COSTS)
+    assert isinstance(fill, Fill)
+    assert (fill.filled_amount, fill.fee, fill.price) == (D(1000), D("2.5"), D("100.1"))
+    assert fill.quantity == D("9.990009990009")  # 1000 / 100.1, floored to 1e-12
+    assert fill.clamped is None
+
+
+def test_buy_is_clamped_so_amount_plus_fee_fits_the_cash() -> None:
+    """Short of cash, the fill shrinks until amount + fee is within the cash, never above."""
+    fill = plan_fill("buy", D(5000), D(100), books(cash="1000"), COSTS)
+    assert isinstance(fill, Fill)
+    assert fill.filled_amount + fill.fee <= D(1000)
+    assert D(1000) - (fill.filled_amount + fill.fee) < D("0.0001")
+    assert fill.clamped is not None
+
+
+def test_buy_below_the_minimum_after_clamping_is_refused() -> None:
+    """Less cash than the minimum order: refused, with the reason naming cash."""
+    outcome = plan_fill("buy", D(100), D(100), books(cash="0.5"), COSTS)
+    assert isinstance(outcome, Refusal)
+    assert "Insufficient cash" in outcome.reason
+
+
+def test_sell_quantity_rounds_up_and_is_capped_by_holdings() -> None:
+    """A sell takes quantity rounded up, and never more than is held."""
+    fill = plan_fill("sell", D(1000), D(100), books(quantity="100", cost_basis="9000"), COSTS)
+    assert isinstance(fill, Fill)
+    assert fill.quantity == D("10.010010010011")  # 1000 / 99.9, ceiled
+    capped = plan_fill("sell", D(10**6), D(100), books(quantity="3", cost_basis="270"), COSTS)
+    assert isinstance(capped, Fill)
+    assert capped.quantity == D(3)
+    assert capped.filled_amount == D("299.7")
+
+
+def test_apply_buy_then_sell_tracks_average_cost_and_realised_pnl() -> None:
+    """Buy fees join the cost basis; a sell releases cost at the average and realises P&L."""
+    start = books(cash="10000")
+    bought = apply_fill(
+        "buy", Fill(filled_amount=D(1000), quantity=D(10), price=D(100), fee=D(2)), start
+    )
+    assert (bought.cash, bought.quantity, bought.cost_basis) == (D(8998), D(10), D(1002))
+    sold = apply_fill(
+        "sell", Fill(filled_amount=D(600), quantity=D(4), price=D(150), fee=D(1)), bought
+    )
+    assert sold.cash == D(8998) + D(600) - D(1)
+    assert sold.cost_basis == D("601.2")  # 1002 * 6/10
+    assert sold.realized_pnl == D(599) - D("400.8")
+    all_out = apply_fill(
+        "sell", Fill(filled_amount=D(600), quantity=D(6), price=D(100), fee=D(0)), sold
+    )
+    assert (all_out.quantity, all_out.cost_basis) == (D(0), D(0))
