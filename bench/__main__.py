@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +68,16 @@ def real_env(redis_url: str, database_url: str) -> dict[str, str]:
 
 
 def real_targets(servers: list[stack.Server], name: str, full: bool) -> list[targets.Target]:
+    """The real stack's targets, each with the processes its requests cross."""
     gateway, regime, risk, execution = servers
-    trade = targets.trade(execution.url, name)
+    trade = replace(targets.trade(execution.url, name), servers=tuple(servers))
     if not full:
         return [trade]
     return [
         trade,
-        targets.approve(risk.url),
-        targets.regime(regime.url),
-        targets.price(gateway.url),
+        replace(targets.approve(risk.url), servers=(gateway, regime, risk)),
+        replace(targets.regime(regime.url), servers=(gateway, regime)),
+        replace(targets.price(gateway.url), servers=(gateway,)),
     ]
 
 
@@ -99,7 +100,10 @@ def measure_stack(
     failures: list[str] = []
     bare, hello = stack.bare_chain(logs), stack.hello_world(logs)
     with stack.running([*bare, hello]), ExitStack() as es:
-        group = [targets.bare_chain(bare[-1].url), targets.hello(hello.url)]
+        group = [
+            replace(targets.bare_chain(bare[-1].url), servers=tuple(bare)),
+            replace(targets.hello(hello.url), servers=(hello,)),
+        ]
         real: list[stack.Server] = []
         if "real" in only:
             env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}")
@@ -140,6 +144,8 @@ def summarize(
         checks.append(report.Ratio("stampede upstream calls per key", calls, "<=", 1))
     say("")
     say(report.table(measured, cfg.concurrency))
+    say("")
+    say(report.cpu_lines(measured, cfg.concurrency))
     say("")
     say(report.ratio_lines(checks))
     if sf:

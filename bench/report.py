@@ -118,6 +118,19 @@ def table(measured: Sequence[Measured], concurrency: int) -> str:
     return "\n".join([line(head), rule, *(line(r) for r in rows)])
 
 
+def cpu_lines(measured: Sequence[Measured], concurrency: int) -> str:
+    """CPU milliseconds per request of each process a target crosses, at high concurrency."""
+    lines = []
+    for m in measured:
+        cpu: dict[str, float] = m.cn.extra.get("cpu_ms_per_request") or {}
+        if cpu:
+            parts = ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
+            lines.append(f"{m.name:<15} {sum(cpu.values()):6.2f} ms  ({parts})")
+    if not lines:
+        return ""
+    return "\n".join([f"CPU ms per request at c{concurrency} (user+system, per process):", *lines])
+
+
 def ratio_lines(checks: Sequence[Ratio]) -> str:
     """One line per ratio: value, target, PASS or FAIL."""
     return "\n".join(

@@ -91,6 +91,12 @@ class Server:
         self.stop()
         raise TimeoutError(f"{self.name} did not answer {self.health_path} in {START_TIMEOUT}s")
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far (Linux /proc)."""
+        if self.proc is None:
+            return 0.0
+        return process_cpu_seconds(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -100,6 +106,17 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=STOP_TIMEOUT)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` from /proc/<pid>/stat; 0 where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

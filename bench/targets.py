@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.load import Driver, LoadSpec
 from bench.report import Measured, best_of
+from bench.stack import Server
 
 SYMBOL = "BTC-USD"
 # Buys and sells alternate, the sells smaller, so a long run neither drains cash nor
@@ -35,6 +36,8 @@ class Target:
     url: str
     method: str = "GET"
     bodies: Sequence[dict[str, Any]] = field(default_factory=tuple)
+    # The processes whose CPU time per request is measured during the high-concurrency run.
+    servers: Sequence[Server] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,14 @@ def warm(driver: Driver, target: Target, cfg: RunConfig, say: Callable[[str], No
 def measure(driver: Driver, target: Target, cfg: RunConfig, say: Callable[[str], None]) -> Measured:
     """One round: the target at concurrency 1, then at `cfg.concurrency`."""
     c1 = driver.run(spec(target, cfg, 1, cfg.c1_duration))
+    before = {s.name: s.cpu_seconds() for s in target.servers}
     cn = driver.run(spec(target, cfg, cfg.concurrency, cfg.duration))
+    if cn.requests:
+        cpu = {
+            name: round((s.cpu_seconds() - before[name]) / cn.requests * 1000, 3)
+            for name, s in ((s.name, s) for s in target.servers)
+        }
+        cn = replace(cn, extra={**cn.extra, "cpu_ms_per_request": cpu})
     say(
         f"  {target.name:<15} {cn.rps:8.0f} rps@c{cfg.concurrency}  p50@c1 {c1.p50_ms:6.2f} ms"
         f"  p50@c{cfg.concurrency} {cn.p50_ms:6.2f} ms  errors {c1.errors + cn.errors}"

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench.load import LoadResult
-from bench.report import Measured, Ratio, best_of, ratios, results_json, table, write_results
+from bench.report import (
+    Measured,
+    Ratio,
+    best_of,
+    cpu_lines,
+    ratios,
+    results_json,
+    table,
+    write_results,
+)
 
 
 def run(rps: float, p50: float, errors: int = 0) -> LoadResult:
@@ -92,3 +102,16 @@ def test_results_are_written_timestamped_and_as_latest(tmp_path: Path) -> None:
     assert latest["targets"][0]["cn"]["rps"] == 750.0
     assert latest["ratios"][0]["pass"] is True
     assert latest["x"] == 1
+
+
+def test_cpu_lines_total_each_targets_processes() -> None:
+    """Each target with CPU samples gets its total and the per-process split."""
+    cpu = {"gateway": 0.25, "execution": 1.5}
+    trade = Measured(
+        "trade", "t", c1=run(1, 1.0), cn=replace(run(1, 1.0), extra={"cpu_ms_per_request": cpu})
+    )
+    text = cpu_lines([trade, target("hello-world", 1, 1.0)], 32)
+    assert text.splitlines()[0].startswith("CPU ms per request at c32")
+    assert "trade" in text
+    assert "1.75 ms  (gateway 0.25, execution 1.50)" in text
+    assert "hello-world" not in text
