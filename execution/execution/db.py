@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,11 +25,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from execution.config import Settings
+from shared.errors import ServiceUnavailableError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Body = Callable[[Connection], T]
 _BEGIN = "ledger_begin"  # execution option: the BEGIN statement SQLite transactions use
 
@@ -47,20 +51,42 @@ def engine_url(url: str) -> URL:
 
 
 class Database:
-    """Runs ledger transactions; `open_database` picks the implementation."""
+    """Runs ledger transactions; `open_database` picks the implementation.
+
+    A database that cannot be reached (or stays locked past the busy timeout) is a 503
+    `ServiceUnavailableError`, not a 500: the trade did not happen and may be retried.
+    """
 
     dialect: str
 
     async def write(self, body: Body[T]) -> T:
         """Run `body` in one read-write transaction; commit if it returns."""
-        raise NotImplementedError
+        try:
+            return await self._write(body)
+        except (OperationalError, InterfaceError, OSError) as exc:
+            raise _unavailable(exc) from exc
 
     async def read(self, body: Body[T]) -> T:
         """Run `body`, which must only read (and be one statement on PostgreSQL)."""
+        try:
+            return await self._read(body)
+        except (OperationalError, InterfaceError, OSError) as exc:
+            raise _unavailable(exc) from exc
+
+    async def _write(self, body: Body[T]) -> T:
+        raise NotImplementedError
+
+    async def _read(self, body: Body[T]) -> T:
         raise NotImplementedError
 
     async def dispose(self) -> None:
         raise NotImplementedError
+
+
+def _unavailable(exc: BaseException) -> ServiceUnavailableError:
+    log.warning("ledger database unavailable: %s", exc)
+    detail = f"The ledger database is unavailable ({type(exc).__name__}); nothing was written"
+    return ServiceUnavailableError("database", detail, retry_after=1.0)
 
 
 def open_database(settings: Settings) -> Database:
@@ -79,11 +105,11 @@ class PostgresDatabase(Database):
         # No BEGIN/ROLLBACK round trips around single-statement reads.
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def write(self, body: Body[T]) -> T:
+    async def _write(self, body: Body[T]) -> T:
         async with self.engine.begin() as conn:
             return await conn.run_sync(body)
 
-    async def read(self, body: Body[T]) -> T:
+    async def _read(self, body: Body[T]) -> T:
         async with self._reader.connect() as conn:
             return await conn.run_sync(body)
 
@@ -112,10 +138,10 @@ class SqliteDatabase(Database):
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
         self._read_threads = ThreadPoolExecutor(size, thread_name_prefix="ledger-reader")
 
-    async def write(self, body: Body[T]) -> T:
+    async def _write(self, body: Body[T]) -> T:
         return await self._in(self._write_thread, self._writer, body)
 
-    async def read(self, body: Body[T]) -> T:
+    async def _read(self, body: Body[T]) -> T:
         return await self._in(self._read_threads, self.engine, body)
 
     async def _in(self, threads: ThreadPoolExecutor, engine: Engine, body: Body[T]) -> T:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import httpx
@@ -158,3 +159,21 @@ async def test_breaker_open_is_503_with_its_retry_after(start: StartApp, dead_ur
         response = await buy(client, 10)
     assert response.status_code == 503
     assert 30 <= int(response.headers["Retry-After"]) <= 40
+
+
+async def test_ledger_unavailable_is_503_not_500(start: StartApp, database_url: str) -> None:
+    """A ledger locked past the busy timeout answers 503 with Retry-After, and fills nothing."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("holds SQLite's file write lock from outside the service")
+    async with start(sqlite_busy_timeout_seconds=0.1) as client:
+        blocker = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            response = await buy(client, 100)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.json()["service"] == "database"
+        assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
