@@ -13,6 +13,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -52,11 +53,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="profile the trade path instead")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator")
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra setting for the real services (repeatable), e.g. SQLITE_SYNCHRONOUS=NORMAL",
+    )
     return parser.parse_args(argv)
 
 
-def real_env(redis_url: str, database_url: str) -> dict[str, str]:
+def real_env(redis_url: str, database_url: str, extra: Sequence[str] = ()) -> dict[str, str]:
     """The stack's environment: simulated market, the bench's Redis DB, a fresh ledger."""
+    overrides = dict(item.split("=", 1) for item in extra)
     return {
         "MARKET_DATA_SOURCE": "simulated",
         "REDIS_URL": redis_url,
@@ -64,6 +73,7 @@ def real_env(redis_url: str, database_url: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         # Large enough that neither cash nor the position cap binds during a run.
         "STARTING_CASH": "10000000",
+        **overrides,
     }
 
 
@@ -106,7 +116,7 @@ def measure_stack(
         ]
         real: list[stack.Server] = []
         if "real" in only:
-            env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}")
+            env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}", args.service_env)
             try:
                 real = start_real(env, logs, es)
             except (RuntimeError, TimeoutError) as exc:
@@ -128,7 +138,7 @@ def measure_postgres(
         stack.postgres_database(args.pg_admin_url, "tradestack_bench") as url,
         ExitStack() as es,
     ):
-        real = start_real(real_env(args.redis_url, url), logs, es)
+        real = start_real(real_env(args.redis_url, url, args.service_env), logs, es)
         group = real_targets(real, "trade-postgres", full=False)
         return targets.measure_rounds(driver, group, cfg, say)
 
@@ -177,7 +187,9 @@ def main(argv: list[str]) -> int:
 
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     if args.profile:
-        return profile.run(driver, cfg, logs, real_env(args.redis_url, ""), args.results_dir, say)
+        return profile.run(
+            driver, cfg, logs, real_env(args.redis_url, "", args.service_env), args.results_dir, say
+        )
 
     measured: list[Measured] = []
     extra: dict[str, Any] = {}
