@@ -4,20 +4,31 @@ against an empty portfolio."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat
 
 from shared.market.models import Symbol
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+# Amounts, cash and equity are USD; a dollar stablecoin quote is taken at par.
+USD_QUOTES = frozenset({"USD", "USDC", "USDT"})
+
+
+def _usd_quoted(symbol: str) -> str:
+    if symbol.rsplit("-", 1)[1] not in USD_QUOTES:
+        raise ValueError("must be quoted in USD (or USDC/USDT): amounts and cash are dollars")
+    return symbol
+
+
+UsdSymbol = Annotated[Symbol, AfterValidator(_usd_quoted)]
 
 
 class CurrentPortfolio(BaseModel):
     model_config = _STRICT
 
     cash: float = Field(ge=0, description="Cash in USD", examples=[10_000.0])
-    positions: dict[Symbol, NonNegativeFloat] = Field(
+    positions: dict[UsdSymbol, NonNegativeFloat] = Field(
         default_factory=dict,
         description="Quantity held per symbol (base-currency units, each >= 0)",
         examples=[{"BTC-USD": 0.05}],
@@ -40,7 +51,7 @@ class ApproveTradeRequest(BaseModel):
         },
     )
 
-    symbol: Symbol = Field(description="Coinbase product id, BASE-QUOTE upper case")
+    symbol: UsdSymbol = Field(description="Coinbase product id, BASE-QUOTE upper case, USD quote")
     side: Literal["buy", "sell"]
     amount: float = Field(gt=0, description="Requested notional in USD")
     current_portfolio: CurrentPortfolio

@@ -48,6 +48,12 @@ CASES = [
         _with("current_portfolio.positions", {"eth": 1}),
         "current_portfolio.positions.eth.[key]",
     ),
+    ("non-dollar quote", _with("symbol", "ETH-BTC"), "symbol"),
+    (
+        "non-dollar held quote",
+        _with("current_portfolio.positions", {"ETH-BTC": 1}),
+        "current_portfolio.positions.ETH-BTC.[key]",
+    ),
     ("unknown field", {**_valid(), "leverage": 3}, "leverage"),
     ("misspelt positions", _with("current_portfolio.position", {}), "current_portfolio.position"),
     ("missing portfolio", {k: v for k, v in _valid().items() if k != "current_portfolio"},
