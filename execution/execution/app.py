@@ -133,12 +133,9 @@ def _dependencies(app: FastAPI) -> list[Dependency]:
         await db.read(lambda conn: conn.execute(text("SELECT 1")))
         return CheckResult("healthy", {"dialect": db.dialect})
 
-    async def source_check() -> CheckResult:
-        return CheckResult("degraded" if choice.fell_back else "healthy", choice.describe())
-
     return [
         Dependency("database", database_check, critical=True),
         Dependency("risk_management", breaker_check(app.state.risk.breaker)),
         Dependency("market_data", breaker_check(app.state.gateway.breaker)),
-        Dependency("market_source", source_check),
+        Dependency("market_source", choice.check),
     ]

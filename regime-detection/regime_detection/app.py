@@ -14,7 +14,7 @@ from regime_detection.routes import router
 from regime_detection.service import RegimeService
 from shared.app import build_app
 from shared.client import ServiceClient
-from shared.health import CheckResult, Dependency, breaker_check
+from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
 from shared.market.client import MarketDataClient
 from shared.market.factory import SourceChoice, choose_source
@@ -61,14 +61,9 @@ def create_app(
 
     def dependencies(app: FastAPI) -> list[Dependency]:
         choice: SourceChoice = app.state.source_choice
-
-        async def market_source() -> CheckResult:
-            # The fallback source is only read when the gateway is down: report, not probe.
-            return CheckResult("healthy", choice.describe())
-
         return [
             Dependency("market_data", breaker_check(app.state.gateway.breaker)),
-            Dependency("market_source", market_source),
+            Dependency("market_source", choice.check),
         ]
 
     return build_app(

@@ -13,7 +13,7 @@ from risk_management.routes import router
 from risk_management.service import RiskService
 from shared.app import build_app
 from shared.client import ServiceClient
-from shared.health import CheckResult, Dependency, breaker_check
+from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
 from shared.market.client import MarketDataClient
 from shared.market.factory import SourceChoice, choose_source
@@ -76,11 +76,8 @@ def _dependencies(app: FastAPI) -> list[Dependency]:
         return []
     choice: SourceChoice = app.state.source
 
-    async def source_check() -> CheckResult:
-        return CheckResult("degraded" if choice.fell_back else "healthy", choice.describe())
-
     return [
         Dependency("market_data", breaker_check(app.state.gateway.breaker)),
         Dependency("regime_detection", breaker_check(app.state.regime.breaker)),
-        Dependency("market_source", source_check),
+        Dependency("market_source", choice.check),
     ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from shared.health import CheckResult
 from shared.market.coinbase import CoinbaseOptions, CoinbaseSource
 from shared.market.source import MarketSource
 from shared.settings import MarketSettings
@@ -42,6 +43,11 @@ class SourceChoice:
         if self.reason:
             detail["reason"] = self.reason
         return detail
+
+    async def check(self) -> CheckResult:
+        """`/health` check of a direct source: a fallback to the simulator is a decision
+        taken at start-up and announced in the detail, not a fault, so it stays healthy."""
+        return CheckResult("healthy", self.describe())
 
 
 def _simulated(settings: MarketSettings, clock: Callable[[], float]) -> MarketSource:

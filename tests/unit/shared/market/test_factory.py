@@ -64,6 +64,17 @@ async def test_auto_with_coinbase_unreachable_falls_back_loudly(
     assert "MARKET DATA IS SIMULATED" in caplog.records[0].getMessage()
 
 
+async def test_a_fallen_back_source_is_healthy_with_the_reason_in_its_detail(
+    http: httpx.AsyncClient,
+) -> None:
+    """The start-up fallback is a decision, not a fault: healthy, `fell_back` in the detail."""
+    choice = await choose_source(settings("auto", f"http://127.0.0.1:{free_port()}"), http)
+    result = await choice.check()
+    assert result.status == "healthy"
+    assert result.detail["fell_back"] is True
+    assert result.detail["source"] == "simulated"
+
+
 async def test_auto_with_coinbase_failing_falls_back(
     http: httpx.AsyncClient, server: ThreadServer, fake: FakeCoinbase
 ) -> None:
