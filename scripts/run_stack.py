@@ -49,7 +49,7 @@ def tail(path: Path, lines: int = 25) -> str:
 
 
 def start(folder: str, port: int) -> subprocess.Popen[bytes]:
-    log = (RUN_DIR / f"{folder}.log").open("ab")
+    log = (RUN_DIR / f"{folder}.log").open("wb")
     cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--no-access-log"]
     return subprocess.Popen(cmd, cwd=ROOT / folder, stdout=log, stderr=subprocess.STDOUT)
@@ -89,6 +89,8 @@ def main() -> int:
         print(f"ports already in use: {taken}; is the stack already running?", file=sys.stderr)
         return 1
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    # Explicit handlers: a shell that starts us in the background ignores SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         for folder, port in SERVICES:
