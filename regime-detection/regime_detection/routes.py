@@ -14,7 +14,8 @@ from shared.market.models import GRANULARITIES, SymbolPath, utc_iso
 router = APIRouter(prefix="/api/v1", tags=["regime"])
 
 
-def get_service(request: Request) -> RegimeService:
+async def get_service(request: Request) -> RegimeService:
+    # async: FastAPI runs a plain `def` dependency in a worker thread on every request.
     service: RegimeService = request.app.state.regime
     return service
 

@@ -12,7 +12,8 @@ from risk_management.service import RiskService
 router = APIRouter(prefix="/api/v1", tags=["risk"])
 
 
-def get_service(request: Request) -> RiskService:
+async def get_service(request: Request) -> RiskService:
+    # async: FastAPI runs a plain `def` dependency in a worker thread on every request.
     service: RiskService = request.app.state.risk
     return service
 
