@@ -35,7 +35,7 @@ test-integration: install
 check: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared market-data-gateway/market_data_gateway regime-detection/regime_detection risk-management/risk_management execution/execution tests
+	$(BIN)/mypy shared market-data-gateway/market_data_gateway regime-detection/regime_detection risk-management/risk_management execution/execution tests scripts bench
 
 # docker-compose 1.x in its own venv (it needs PyYAML 5.4 built without build isolation);
 # it validates docker-compose.yml without needing a Docker engine.
