@@ -15,19 +15,20 @@ from execution.service import TradeService
 router = APIRouter(prefix="/api/v1", tags=["execution"])
 
 
-def get_trades(request: Request) -> TradeService:
+# `async def`: FastAPI would run a plain `def` dependency in the thread pool per request.
+async def get_trades(request: Request) -> TradeService:
     return request.app.state.trades  # type: ignore[no-any-return]
 
 
-def get_orders(request: Request) -> OrderBook:
+async def get_orders(request: Request) -> OrderBook:
     return request.app.state.orders  # type: ignore[no-any-return]
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
     return request.app.state.ledger  # type: ignore[no-any-return]
 
 
-def get_valuer(request: Request) -> PortfolioValuer:
+async def get_valuer(request: Request) -> PortfolioValuer:
     return request.app.state.valuer  # type: ignore[no-any-return]
 
 
