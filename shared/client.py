@@ -10,60 +10,26 @@ breaker per target fails fast while it is down; the trace ID goes with every cal
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.stop import stop_base
 
 from shared.breaker import CircuitBreaker
 from shared.discovery import service_url
 from shared.errors import CircuitOpenError, ServiceUnavailableError, UpstreamClientError
+from shared.retry import AttemptError, RetryPolicy
 from shared.settings import CommonSettings
-from shared.tracing import TRACE_HEADER, current_trace_id
-from shared.transport import make_http_client, was_sent
+from shared.tracing import TRACE_HEADER, trace_id_var
+from shared.transport import Answer, PooledClient, aiohttp_was_sent, make_http_client, was_sent
+
+__all__ = ["RETRYABLE_STATUSES", "SAFE_METHODS", "RetryPolicy", "ServiceClient"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """How often and how patiently to retry; the caller's timeout bounds the total."""
-
-    max_attempts: int = 3
-    initial_backoff: float = 0.05
-    max_backoff: float = 1.0
-    jitter: float = 0.05
-
-    def backoff(self, state: RetryCallState) -> float:
-        """Seconds to wait before the next attempt: exponential, plus jitter, capped."""
-        exponential = self.initial_backoff * 2.0 ** (state.attempt_number - 1)
-        return min(exponential + random.uniform(0, self.jitter), self.max_backoff)
-
-
-class _AttemptError(ServiceUnavailableError):
-    """One attempt failed; `retryable` says whether another attempt is safe."""
-
-    def __init__(self, service: str, detail: str, *, retryable: bool, **kw: Any) -> None:
-        super().__init__(service, detail, **kw)
-        self.retryable = retryable
-
-
-class _StopAtDeadline(stop_base):
-    """Stop when the next backoff would end past the call's deadline."""
-
-    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
-        self.deadline = deadline
-        self.clock = clock
-
-    def __call__(self, state: RetryCallState) -> bool:
-        return self.clock() + (state.upcoming_sleep or 0.0) >= self.deadline
 
 
 class ServiceClient:
@@ -88,6 +54,8 @@ class ServiceClient:
         self.base_url = (base_url or resolved).rstrip("/")
         self._owns_http = http is None
         self._http = http or make_http_client(transport, timeout=timeout)
+        # The pooled client's own aiohttp session, used directly (see `shared.transport`).
+        self._native = self._http.native if isinstance(self._http, PooledClient) else None
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker(
@@ -134,8 +102,8 @@ class ServiceClient:
         self, path: str, *, params: Mapping[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
         """GET `path` and decode the JSON body."""
-        response = await self.request("GET", path, params=params, timeout=timeout)
-        return orjson.loads(response.content)
+        answer = await self._call("GET", path, params, None, None, None, timeout)
+        return orjson.loads(answer.body)
 
     async def post_json(
         self,
@@ -146,10 +114,8 @@ class ServiceClient:
         timeout: float | None = None,
     ) -> Any:
         """POST a JSON body to `path` and decode the JSON answer."""
-        response = await self.request(
-            "POST", path, json=body, idempotency_key=idempotency_key, timeout=timeout
-        )
-        return orjson.loads(response.content)
+        answer = await self._call("POST", path, None, body, None, idempotency_key, timeout)
+        return orjson.loads(answer.body)
 
     async def request(
         self,
@@ -167,34 +133,55 @@ class ServiceClient:
         Raises `ServiceUnavailableError` (or `CircuitOpenError`) when the target cannot
         answer, and `UpstreamClientError` when it answers 4xx.
         """
+        answer = await self._call(method, path, params, json, headers, idempotency_key, timeout)
+        if answer.response is not None:
+            return answer.response
+        # The body is already decoded, so its encoding header must not apply twice.
+        kept = [(k, v) for k, v in answer.headers.items() if k.lower() != "content-encoding"]
+        return httpx.Response(answer.status, headers=kept, content=answer.body)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        idempotency_key: str | None,
+        timeout: float | None,
+    ) -> Answer:
         method = method.upper()
-        budget = self.timeout if timeout is None else timeout
-        deadline = self._clock() + budget
+        deadline = self._clock() + (self.timeout if timeout is None else timeout)
         idempotent = method in SAFE_METHODS or idempotency_key is not None
-        send_headers = dict(headers or {})
+        send_headers = dict(headers) if headers else {}
+        content = None
         if json is not None:
             send_headers["Content-Type"] = "application/json"
+            content = orjson.dumps(json)
         if idempotency_key is not None:
             send_headers["Idempotency-Key"] = idempotency_key
-        trace_id = current_trace_id()
+        trace_id = trace_id_var.get()
         if trace_id is not None:
             send_headers[TRACE_HEADER] = trace_id
-        content = orjson.dumps(json) if json is not None else None
         url = self.base_url + path
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.max_attempts)
-            | _StopAtDeadline(deadline, self._clock),
-            wait=self.retry.backoff,
-            retry=retry_if_exception(lambda e: isinstance(e, _AttemptError) and e.retryable),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
+        call = (method, url, params, content, send_headers, deadline, idempotent)
+        # The first attempt runs outside tenacity: building its retry machinery on every
+        # call cost more than the rest of the client on the trade path. Only a retryable
+        # failure enters the loop below, which applies the same stop and wait rules.
+        try:
+            return await self._attempt(*call)
+        except AttemptError as exc:
+            if not exc.retryable:
+                raise
+            first: AttemptError | None = exc
+        async for attempt in self.retry.retrying(deadline, self._clock, self._sleep):
             with attempt:
-                return await self._attempt(
-                    method, url, params, content, send_headers, deadline, idempotent
-                )
+                if first is not None:
+                    # Tenacity's attempt 1 is the one that already failed above: replaying
+                    # its error lets tenacity decide on a retry exactly as if it had run it.
+                    failed, first = first, None
+                    raise failed
+                return await self._attempt(*call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _attempt(
@@ -206,7 +193,7 @@ class ServiceClient:
         headers: dict[str, str],
         deadline: float,
         idempotent: bool,
-    ) -> httpx.Response:
+    ) -> Answer:
         name = self.service_name
         remaining = deadline - self._clock()
         if remaining <= 0:
@@ -218,61 +205,85 @@ class ServiceClient:
                 retry_after=self.breaker.retry_after(),
             )
         try:
-            # httpx's timeout bounds each phase (connect, each read); this bounds the sum,
-            # so a server trickling its answer cannot hold the caller past its deadline.
+            # The transport's timeouts bound each phase (connect, each read); this bounds
+            # the sum, so a server trickling its answer cannot hold the caller past its
+            # deadline.
             async with asyncio.timeout(remaining):
-                response = await self._http.request(
-                    method, url, params=params, content=content, headers=headers, timeout=remaining
-                )
+                if self._native is not None:
+                    answer = await self._native.send(
+                        method, url, params, content, headers, remaining
+                    )
+                else:
+                    response = await self._http.request(
+                        method,
+                        url,
+                        params=params,
+                        content=content,
+                        headers=headers,
+                        timeout=remaining,
+                    )
+                    answer = Answer(
+                        response.status_code, response.content, response.headers, response
+                    )
+        except aiohttp.ClientError as exc:
+            # aiohttp's timeouts are also `TimeoutError`s: this clause must come first.
+            self.breaker.record_failure()
+            raise self._transport_failure(
+                type(exc).__name__, aiohttp_was_sent(exc), isinstance(exc, TimeoutError), idempotent
+            ) from exc
         except httpx.TransportError as exc:
             self.breaker.record_failure()
-            sent = was_sent(exc)
-            kind = "unreachable" if not sent else "failed"
-            if sent and isinstance(exc, httpx.TimeoutException):
-                kind = "timed out"
-            raise _AttemptError(
-                name, f"{name} {kind}: {type(exc).__name__}", retryable=idempotent or not sent
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            raise self._transport_failure(
+                type(exc).__name__, was_sent(exc), timed_out, idempotent
             ) from exc
         except TimeoutError as exc:
             # The whole attempt ran out of time; the request may have been sent.
             self.breaker.record_failure()
-            raise _AttemptError(name, f"{name} timed out", retryable=idempotent) from exc
+            raise AttemptError(name, f"{name} timed out", retryable=idempotent) from exc
         except BaseException:
             # Cancelled mid-call: say nothing about the target, but free the probe slot.
             self.breaker.release_probe()
             raise
-        status = response.status_code
+        status = answer.status
         if status >= 500:
             self.breaker.record_failure()
-            raise _AttemptError(
+            raise AttemptError(
                 name,
                 f"{name} answered {status}",
                 retryable=idempotent and status in RETRYABLE_STATUSES,
-                retry_after=_retry_after(response),
+                retry_after=_retry_after(answer),
                 extra={"upstream_status": status},
             )
         self.breaker.record_success()
         if status >= 400:
-            raise UpstreamClientError(name, status, _detail(response), body=_body(response))
-        return response
+            raise UpstreamClientError(name, status, _detail(answer), body=_body(answer))
+        return answer
+
+    def _transport_failure(
+        self, error: str, sent: bool, timed_out: bool, idempotent: bool
+    ) -> AttemptError:
+        name = self.service_name
+        kind = "unreachable" if not sent else "timed out" if timed_out else "failed"
+        return AttemptError(name, f"{name} {kind}: {error}", retryable=idempotent or not sent)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(answer: Answer) -> float | None:
     try:
-        return float(response.headers["Retry-After"])
+        return float(answer.headers["Retry-After"])
     except (KeyError, ValueError):
         return None
 
 
-def _body(response: httpx.Response) -> Any:
+def _body(answer: Answer) -> Any:
     try:
-        return orjson.loads(response.content)
+        return orjson.loads(answer.body)
     except orjson.JSONDecodeError:
-        return response.text
+        return answer.body.decode("utf-8", errors="replace")
 
 
-def _detail(response: httpx.Response) -> str:
-    body = _body(response)
+def _detail(answer: Answer) -> str:
+    body = _body(answer)
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         return str(body["detail"])
-    return f"answered {response.status_code}"
+    return f"answered {answer.status}"

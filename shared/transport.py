@@ -5,9 +5,18 @@ four-hop trade path it serves about four times the requests of httpx's own trans
 Its error mapping is coarse (a server that drops the connection after the request was
 sent surfaces as `httpx.ConnectTimeout`), so `was_sent` reads the original aiohttp
 exception to decide whether a request may have reached the server.
+
+`ServiceClient` skips httpx and talks to the same aiohttp session directly when no
+transport was injected (`PooledClient.native`): httpx's request and response building
+cost about three times aiohttp's own work per call on the trade path.
 """
 
 from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import httpx
@@ -27,8 +36,9 @@ class _MappedErrorsTransport(httpx.AsyncBaseTransport):
     and end as a 500. The original stays the `__cause__`, so `was_sent` still reads it.
     """
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, pool: NativePool) -> None:
         self._inner = inner
+        self.pool = pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -38,6 +48,90 @@ class _MappedErrorsTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+        await self.pool.aclose()  # closed here too if only `ServiceClient` used the session
+
+
+class NativePool:
+    """The process's one aiohttp session, shared by the httpx transport and `ServiceClient`.
+
+    Built lazily (aiohttp wants a running loop) and once, so both paths share one pool.
+    """
+
+    def __init__(self, max_connections: int, ssl_context: ssl.SSLContext) -> None:
+        self.max_connections = max_connections
+        self._ssl = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # What httpx-aiohttp would build, minus aiohttp's own silent resend of idempotent
+            # requests after a disconnect: `ServiceClient`'s policy must be the only retry,
+            # or every GET attempt could reach the server twice.
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=self._ssl
+            )
+            built = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+            built._retry_connection = False
+            self._session = built
+        return self._session
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+        timeout: float,
+    ) -> Answer:
+        """One request on the session, read whole, with httpx-aiohttp's phase timeouts."""
+        phases = aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout, connect=timeout)
+        async with self.session().request(
+            method,
+            url,
+            params=_query(params) if params else None,
+            data=content,
+            headers=headers,
+            timeout=phases,
+            allow_redirects=False,
+        ) as response:
+            return Answer(response.status, await response.read(), response.headers, None)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one request got back; `response` is set when it came through httpx."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    response: httpx.Response | None
+
+
+def _query(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Query pairs spelt as httpx spells them (true/false, empty for None, lists repeated)."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        for item in value if isinstance(value, list | tuple) else (value,):
+            text = "true" if item is True else "false" if item is False else item
+            pairs.append((key, "" if text is None else str(text)))
+    return pairs
+
+
+class PooledClient(httpx.AsyncClient):
+    """An httpx client whose default transport's aiohttp session `ServiceClient` may use.
+
+    `native` is None when a transport was injected (tests): then everything goes
+    through httpx and the injected transport.
+    """
+
+    def __init__(self, *, native: NativePool | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.native = native  # closed with the transport
 
 
 def default_transport(max_connections: int = 200) -> httpx.AsyncBaseTransport:
@@ -48,28 +142,23 @@ def default_transport(max_connections: int = 200) -> httpx.AsyncBaseTransport:
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
     inner = AiohttpTransport(limits=limits, trust_env=False)
-
-    def session() -> aiohttp.ClientSession:
-        # What httpx-aiohttp would build, minus aiohttp's own silent resend of idempotent
-        # requests after a disconnect: `ServiceClient`'s policy must be the only retry,
-        # or every GET attempt could reach the server twice.
-        connector = aiohttp.TCPConnector(
-            limit=max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=inner.ssl_context
-        )
-        built = aiohttp.ClientSession(connector=connector)
-        built._retry_connection = False
-        return built
-
-    inner.client = session  # called lazily, inside the running loop
-    return _MappedErrorsTransport(inner)
+    pool = NativePool(max_connections, inner.ssl_context)
+    inner.client = pool.session  # called lazily, inside the running loop
+    return _MappedErrorsTransport(inner, pool)
 
 
 def make_http_client(
     transport: httpx.AsyncBaseTransport | None = None, *, timeout: float = 5.0
-) -> httpx.AsyncClient:
+) -> PooledClient:
     """The process's pooled client; the app's lifespan opens and closes it."""
-    return httpx.AsyncClient(
-        transport=transport or default_transport(),
+    native: NativePool | None = None
+    if transport is None:
+        default = default_transport()
+        native = default.pool if isinstance(default, _MappedErrorsTransport) else None
+        transport = default
+    return PooledClient(
+        native=native,
+        transport=transport,
         timeout=timeout,
         headers={"User-Agent": USER_AGENT},
         trust_env=False,
@@ -84,5 +173,10 @@ def was_sent(exc: httpx.TransportError) -> bool:
     """
     cause = exc.__cause__
     if isinstance(cause, aiohttp.ClientError | TimeoutError):
-        return not isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+        return aiohttp_was_sent(cause)
     return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def aiohttp_was_sent(exc: aiohttp.ClientError | TimeoutError) -> bool:
+    """`was_sent` for an aiohttp error: only a connector error or connect timeout proves no."""
+    return not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)

@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
+import orjson
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from shared.client import RetryPolicy, ServiceClient
-from shared.errors import ServiceUnavailableError
-from shared.transport import make_http_client, was_sent
-from tests.support.servers import free_port
+from shared.errors import ServiceUnavailableError, UpstreamClientError
+from shared.tracing import TRACE_HEADER, trace_id_var
+from shared.transport import USER_AGENT, PooledClient, make_http_client, was_sent
+from tests.support.servers import free_port, serve_in_thread
 from tests.unit.shared.fakes import FakeClock, FakeSleep
 
 
@@ -189,3 +192,68 @@ async def test_malformed_answer_counts_against_the_breaker(
             await client.post_json("/trade", {"amount": 1})
     assert server.requests == 1
     assert client.breaker.snapshot().total_failures == 1
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """An ASGI app that answers with what it received: query, headers, body."""
+    if scope["type"] != "http":
+        return
+    message = await receive()
+    headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+    answer = {"query": scope["query_string"].decode(), "headers": headers}
+    answer["body"] = message.get("body", b"").decode()
+    status = 404 if scope["path"] == "/missing" else 200
+    body = orjson.dumps(answer)
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def test_native_path_sends_query_headers_and_body() -> None:
+    """Without an injected transport the client goes straight to aiohttp, sending the same."""
+    with serve_in_thread(echo) as server:
+        async with make_http_client() as http:
+            assert isinstance(http, PooledClient)
+            assert http.native is not None
+            client = ServiceClient("regime_detection", base_url=server.url, http=http)
+            token = trace_id_var.set("trace-native-1")
+            try:
+                got = await client.get_json("/x", params={"g": 60, "on": True, "none": None})
+                posted = await client.post_json("/y", {"a": 1}, idempotency_key="k1")
+            finally:
+                trace_id_var.reset(token)
+    assert got["query"] == "g=60&on=true&none="
+    assert got["headers"][TRACE_HEADER.lower()] == "trace-native-1"
+    assert got["headers"]["user-agent"] == USER_AGENT
+    assert posted["body"] == '{"a":1}'
+    assert posted["headers"]["content-type"] == "application/json"
+    assert posted["headers"]["idempotency-key"] == "k1"
+
+
+async def test_native_path_request_and_4xx() -> None:
+    """`request` still returns an httpx.Response; a 4xx is an UpstreamClientError."""
+    with serve_in_thread(echo) as server:
+        async with make_http_client() as http:
+            client = ServiceClient("regime_detection", base_url=server.url, http=http)
+            response = await client.request("GET", "/x")
+            with pytest.raises(UpstreamClientError) as info:
+                await client.get_json("/missing")
+    assert response.status_code == 200
+    assert response.json()["query"] == ""
+    assert info.value.status_code == 404
+    assert client.breaker.snapshot().total_successes == 2
+
+
+async def test_injected_transport_bypasses_the_native_path() -> None:
+    """An injected transport gets every request (tests' seam): no native session is used."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    async with make_http_client(httpx.MockTransport(handler)) as http:
+        assert isinstance(http, PooledClient)
+        assert http.native is None
+        client = ServiceClient("regime_detection", base_url="http://regime", http=http)
+        assert await client.get_json("/x", params={"g": 60}) == {"ok": True}
+    assert str(seen[0].url) == "http://regime/x?g=60"
