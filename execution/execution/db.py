@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import URL, Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -35,6 +36,14 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 Body = Callable[[Connection], T]
 _BEGIN = "ledger_begin"  # execution option: the BEGIN statement SQLite transactions use
+
+
+def _dump_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# The orders' `risk` column: orjson is several times faster than the stdlib here.
+_JSON_CODEC: dict[str, Any] = {"json_serializer": _dump_json, "json_deserializer": orjson.loads}
 
 
 def engine_url(url: str) -> URL:
@@ -67,7 +76,7 @@ class Database:
             raise _unavailable(exc) from exc
 
     async def read(self, body: Body[T]) -> T:
-        """Run `body`, which must only read (and be one statement on PostgreSQL)."""
+        """Run `body`, which must be one statement that only reads (autocommit)."""
         try:
             return await self._read(body)
         except (OperationalError, InterfaceError, OSError) as exc:
@@ -101,7 +110,9 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: URL, settings: Settings) -> None:
         size = settings.db_pool_size
-        self.engine: AsyncEngine = create_async_engine(url, pool_size=size, max_overflow=size)
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_size=size, max_overflow=size, **_JSON_CODEC
+        )
         # No BEGIN/ROLLBACK round trips around single-statement reads.
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -128,6 +139,7 @@ class SqliteDatabase(Database):
             url,
             pool_size=size + 1,
             max_overflow=0,
+            **_JSON_CODEC,
             connect_args={
                 "timeout": settings.sqlite_busy_timeout_seconds,
                 "check_same_thread": False,
@@ -135,6 +147,9 @@ class SqliteDatabase(Database):
         )
         _configure(self.engine, settings)
         self._writer = self.engine.execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
+        # Reads are single statements (see `Database.read`), each its own snapshot in
+        # the driver's autocommit mode: no BEGIN/COMMIT calls around them.
+        self._reader = self.engine.execution_options(**{_BEGIN: ""})
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
         self._read_threads = ThreadPoolExecutor(size, thread_name_prefix="ledger-reader")
 
@@ -142,7 +157,7 @@ class SqliteDatabase(Database):
         return await self._in(self._write_thread, self._writer, body)
 
     async def _read(self, body: Body[T]) -> T:
-        return await self._in(self._read_threads, self.engine, body)
+        return await self._in(self._read_threads, self._reader, body)
 
     async def _in(self, threads: ThreadPoolExecutor, engine: Engine, body: Body[T]) -> T:
         loop = asyncio.get_running_loop()
@@ -176,5 +191,8 @@ def _configure(engine: Engine, settings: Settings) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # Reads get a deferred BEGIN: a snapshot across their statements, no write lock.
-        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN, "BEGIN"))
+        # Writes take the write lock up front; reads (autocommit) begin nothing; anything
+        # else (migrations) gets a deferred BEGIN.
+        begin = conn.get_execution_options().get(_BEGIN, "BEGIN")
+        if begin:
+            conn.exec_driver_sql(begin)

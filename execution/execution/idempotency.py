@@ -24,8 +24,10 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from execution import statements
 from execution.db import Database
 from execution.models import idempotency_keys as keys
+from execution.statements import params
 from shared.errors import ConflictError, InvalidRequestError
 
 _POLL_FIRST, _POLL_MAX = 0.005, 0.1
@@ -153,12 +155,9 @@ class IdempotencyStore:
         self, conn: Connection, claim: Claim, status_code: int, body: str, order_id: str
     ) -> None:
         """Store the answer in the caller's transaction; raise if the claim was lost."""
-        stored = conn.execute(
-            update(keys)
-            .where(keys.c.key == claim.key, keys.c.owner == claim.owner)
-            .values(status_code=status_code, response=body, order_id=order_id)
-            .returning(keys.c.key)
-        ).first()
+        values = {"key": claim.key, "owner": claim.owner, "status_code": status_code}
+        values |= {"response": body, "order_id": order_id}
+        stored = conn.execute(statements.KEY_ANSWER, params(keys, values)).first()
         if stored is None:
             raise KeyLostError("This request's Idempotency-Key was taken over; nothing was done")
 

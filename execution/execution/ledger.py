@@ -14,21 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Connection, Row, literal, select, union_all
+from sqlalchemy import Connection
 
+from execution import statements
 from execution.broker import Books, Fill, Refusal, Side, apply_fill
 from execution.db import Database
-from execution.migrate import ACCOUNT_ID
 from execution.models import accounts, positions
-from execution.orders import OrderRecord, insert_order
+from execution.orders import OrderRecord, order_params
+from execution.statements import ACCOUNT_ROW, params
 
 # Runs inside the order's transaction, after the order row is written.
 Seal = Callable[[Connection, OrderRecord], None]
 Planner = Callable[[Books], Fill | Refusal]
-# The account's row in the holdings query; symbols match BASE-QUOTE, so never this.
-_ACCOUNT = "$account"
 _ZERO = Decimal(0)
 
 
@@ -72,23 +70,8 @@ class Ledger:
 
 
 def _holdings(conn: Connection) -> Holdings:
-    # One statement, so the cash and the positions are one snapshot even in autocommit.
-    query = union_all(
-        select(
-            literal(_ACCOUNT).label("symbol"),
-            accounts.c.cash.label("quantity"),
-            accounts.c.starting_cash.label("cost_basis"),
-            accounts.c.realized_pnl,
-        ),
-        select(
-            positions.c.symbol,
-            positions.c.quantity,
-            positions.c.cost_basis,
-            positions.c.realized_pnl,
-        ),
-    )
-    rows = conn.execute(query).all()
-    account = next(row for row in rows if row.symbol == _ACCOUNT)
+    rows = conn.execute(statements.HOLDINGS).all()
+    account = next(row for row in rows if row.symbol == ACCOUNT_ROW)
     return Holdings(
         cash=account.quantity,
         realized_pnl=account.realized_pnl,
@@ -101,68 +84,85 @@ def _holdings(conn: Connection) -> Holdings:
                 realized_pnl=row.realized_pnl,
             )
             for row in rows
-            if row.symbol != _ACCOUNT
+            if row.symbol != ACCOUNT_ROW
         },
     )
 
 
 def _record(conn: Connection, *, order: OrderRecord, seal: Seal | None) -> OrderRecord:
-    insert_order(conn, order)
+    conn.execute(statements.INSERT_ORDER, order_params(order))
     if seal is not None:
         seal(conn, order)
     return order
 
 
 def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | None) -> OrderRecord:
+    books, held = _locked_books(conn, draft.symbol)
+    outcome = plan(books)
+    if isinstance(outcome, Refusal):
+        return _record(
+            conn, order=replace(draft, status="REJECTED", reason=outcome.reason), seal=seal
+        )
+    order = replace(
+        draft,
+        status="FILLED",
+        filled_amount=outcome.filled_amount,
+        quantity=outcome.quantity,
+        price=outcome.price,
+        fee=outcome.fee,
+        reason=f"{draft.reason}; {outcome.clamped}" if outcome.clamped else draft.reason,
+    )
     side: Side = "buy" if draft.side == "buy" else "sell"
-    account = conn.execute(
-        select(accounts.c.cash, accounts.c.realized_pnl)
-        .where(accounts.c.id == ACCOUNT_ID)
-        .with_for_update()
-    ).one()
-    # Read after the lock is held: on PostgreSQL a statement that waited for the lock
-    # would still see the position as of its start (READ COMMITTED re-reads only the
-    # locked row), so the position must come from a later statement.
-    position = conn.execute(select(positions).where(positions.c.symbol == draft.symbol)).first()
+    after = apply_fill(side, outcome, books)
+    now = datetime.now(UTC)
+    values = order_params(order)
+    values |= params(accounts, {"cash": after.cash, "realized_pnl": after.realized_pnl})
+    values |= params(
+        positions,
+        {
+            "symbol": draft.symbol,
+            "quantity": after.quantity,
+            "cost_basis": after.cost_basis,
+            "realized_pnl": after.symbol_realized_pnl,
+            "updated_at": now,
+        },
+    )
+    values["accounts_updated_at"] = now
+    # Every position write holds the account lock, so no one else can insert this row.
+    if conn.dialect.name == "postgresql":
+        conn.execute(statements.WRITE_FILL_POSTGRES[held], values)
+    else:
+        conn.execute(statements.WRITE_ACCOUNT, values)
+        position = statements.UPDATE_POSITION if held else statements.INSERT_POSITION
+        conn.execute(position, values)
+        conn.execute(statements.INSERT_ORDER, values)
+    if seal is not None:
+        seal(conn, order)
+    return order
+
+
+def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
+    """The account and `symbol`'s position read under the account's write lock; and
+    whether the position's row exists."""
+    key = {"positions_symbol": symbol}
+    if conn.dialect.name == "postgresql":
+        account = conn.execute(statements.LOCK_ACCOUNT).one()
+        # Read after the lock is held: on PostgreSQL a statement that waited for the lock
+        # would still see the position as of its start (READ COMMITTED re-reads only the
+        # locked row), so the position must come from a later statement.
+        position = conn.execute(statements.POSITION, key).first()
+        cash = account.cash
+    else:
+        # BEGIN IMMEDIATE took the database's write lock: one statement reads both.
+        rows = conn.execute(statements.BOOKS, key).all()
+        account = next(row for row in rows if row.symbol == ACCOUNT_ROW)
+        position = next((row for row in rows if row.symbol != ACCOUNT_ROW), None)
+        cash = account.quantity
     books = Books(
-        cash=account.cash,
+        cash=cash,
         realized_pnl=account.realized_pnl,
         quantity=position.quantity if position else _ZERO,
         cost_basis=position.cost_basis if position else _ZERO,
         symbol_realized_pnl=position.realized_pnl if position else _ZERO,
     )
-    outcome = plan(books)
-    if isinstance(outcome, Refusal):
-        order = replace(draft, status="REJECTED", reason=outcome.reason)
-    else:
-        order = replace(
-            draft,
-            status="FILLED",
-            filled_amount=outcome.filled_amount,
-            quantity=outcome.quantity,
-            price=outcome.price,
-            fee=outcome.fee,
-            reason=f"{draft.reason}; {outcome.clamped}" if outcome.clamped else draft.reason,
-        )
-        _write_books(conn, draft.symbol, apply_fill(side, outcome, books), position)
-    return _record(conn, order=order, seal=seal)
-
-
-def _write_books(conn: Connection, symbol: str, after: Books, position: Row[Any] | None) -> None:
-    now = datetime.now(UTC)
-    conn.execute(
-        accounts.update()
-        .where(accounts.c.id == ACCOUNT_ID)
-        .values(cash=after.cash, realized_pnl=after.realized_pnl, updated_at=now)
-    )
-    values = {
-        "quantity": after.quantity,
-        "cost_basis": after.cost_basis,
-        "realized_pnl": after.symbol_realized_pnl,
-        "updated_at": now,
-    }
-    # Every position write holds the account lock, so no one else can insert this row.
-    if position is None:
-        conn.execute(positions.insert().values(symbol=symbol, **values))
-    else:
-        conn.execute(positions.update().where(positions.c.symbol == symbol).values(**values))
+    return books, position is not None

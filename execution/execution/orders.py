@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Row, select
 
 from execution.db import Database
 from execution.models import orders
@@ -38,13 +38,16 @@ class OrderRecord:
     created_at: datetime
 
 
-def insert_order(conn: Connection, order: OrderRecord) -> None:
-    conn.execute(orders.insert().values(**asdict(order)))
+def order_params(order: OrderRecord) -> dict[str, Any]:
+    """`order` as the parameters of `statements.INSERT_ORDER`."""
+    return {f"orders_{name}": getattr(order, name) for name in _FIELDS}
+
+
+_FIELDS = tuple(OrderRecord.__dataclass_fields__)
 
 
 def _record(row: Row[Any]) -> OrderRecord:
-    fields = OrderRecord.__dataclass_fields__
-    return OrderRecord(**{name: getattr(row, name) for name in fields})
+    return OrderRecord(**{name: getattr(row, name) for name in _FIELDS})
 
 
 def encode_cursor(seq: int) -> str:

@@ -1,0 +1,112 @@
+"""The ledger's statements, built once at import.
+
+A statement object built once keeps its cache key, so every execution is a hit in
+SQLAlchemy's compiled cache; building `select(...).where(...)` per trade cost more CPU
+than running it. Parameters are named `<table>_<column>` so one dict can feed several
+statements (and PostgreSQL's single write statement) without clashing with a column
+name, which SQLAlchemy would otherwise add to an UPDATE's SET clause.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, Table, bindparam, literal, select, union_all
+from sqlalchemy.sql.elements import BindParameter
+
+from execution.migrate import ACCOUNT_ID
+from execution.models import accounts, idempotency_keys, orders, positions
+
+# The account's row in the books queries; symbols match BASE-QUOTE, so never this.
+ACCOUNT_ROW = "$account"
+
+
+def param(table: Table, column: str) -> BindParameter[Any]:
+    """The bound parameter `<table>_<column>`, typed like the column."""
+    col: Column[Any] = table.c[column]
+    return bindparam(f"{table.name}_{column}", type_=col.type)
+
+
+def params(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` keyed by column, renamed to the statements' parameter names."""
+    return {f"{table.name}_{name}": value for name, value in values.items()}
+
+
+def _account_row() -> Any:
+    return select(
+        literal(ACCOUNT_ROW).label("symbol"),
+        accounts.c.cash.label("quantity"),
+        accounts.c.starting_cash.label("cost_basis"),
+        accounts.c.realized_pnl,
+    ).where(accounts.c.id == ACCOUNT_ID)
+
+
+_POSITION_COLUMNS = (
+    positions.c.symbol,
+    positions.c.quantity,
+    positions.c.cost_basis,
+    positions.c.realized_pnl,
+)
+
+# The account and every position in one statement: one snapshot even in autocommit.
+HOLDINGS = union_all(_account_row(), select(*_POSITION_COLUMNS))
+# SQLite's fill: BEGIN IMMEDIATE already holds the write lock, so one statement reads
+# the account and the traded position.
+BOOKS = union_all(
+    _account_row(),
+    select(*_POSITION_COLUMNS).where(positions.c.symbol == param(positions, "symbol")),
+)
+# PostgreSQL's fill: the account row lock first, then the position in a later statement
+# (a statement that waited for the lock still sees the position as of its own start).
+LOCK_ACCOUNT = (
+    select(accounts.c.cash, accounts.c.realized_pnl)
+    .where(accounts.c.id == ACCOUNT_ID)
+    .with_for_update()
+)
+POSITION = select(*_POSITION_COLUMNS).where(positions.c.symbol == param(positions, "symbol"))
+
+WRITE_ACCOUNT = (
+    accounts.update()
+    .where(accounts.c.id == ACCOUNT_ID)
+    .values(
+        cash=param(accounts, "cash"),
+        realized_pnl=param(accounts, "realized_pnl"),
+        updated_at=param(accounts, "updated_at"),
+    )
+)
+
+
+INSERT_ORDER = orders.insert().values(
+    {c.name: param(orders, c.name) for c in orders.c if c.name != "seq"}
+)
+# Insert or update, as the locked read found the row: ON CONFLICT statements are not
+# cached by SQLAlchemy 2.0 (they compiled on every trade).
+INSERT_POSITION = positions.insert().values({c.name: param(positions, c.name) for c in positions.c})
+UPDATE_POSITION = (
+    positions.update()
+    .where(positions.c.symbol == param(positions, "symbol"))
+    .values({c.name: param(positions, c.name) for c in positions.c if c.name != "symbol"})
+)
+# PostgreSQL: balances, position and order in one round trip (data-modifying CTEs all
+# run, in the transaction that holds the account lock). Keyed by "the position exists".
+WRITE_FILL_POSTGRES = {
+    exists: INSERT_ORDER.add_cte(
+        WRITE_ACCOUNT.cte("account_write"),
+        (UPDATE_POSITION if exists else INSERT_POSITION).cte("position_write"),
+    )
+    for exists in (True, False)
+}
+
+KEY_ANSWER = (
+    idempotency_keys.update()
+    .where(
+        idempotency_keys.c.key == param(idempotency_keys, "key"),
+        idempotency_keys.c.owner == param(idempotency_keys, "owner"),
+    )
+    .values(
+        status_code=param(idempotency_keys, "status_code"),
+        response=param(idempotency_keys, "response"),
+        order_id=param(idempotency_keys, "order_id"),
+    )
+    .returning(idempotency_keys.c.key)
+)
