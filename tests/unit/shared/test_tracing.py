@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from shared.app import build_app
-from shared.tracing import TRACE_HEADER, TraceIdFilter, current_trace_id
+from shared.tracing import TRACE_HEADER, TraceIdFilter, current_trace_id, new_trace_id
 
 NEW_ID = re.compile(r"^[0-9a-f]{32}$")
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -167,3 +168,25 @@ async def test_access_line_carries_trace_id(client: httpx.AsyncClient, captured:
     }
     assert lines["access-0001"].startswith("GET /echo 200 ")
     assert lines["access-0002"].startswith("GET /missing 404 ")
+
+
+def test_new_trace_ids_are_distinct_hex() -> None:
+    """Fresh IDs have the W3C shape and do not repeat."""
+    ids = {new_trace_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(NEW_ID.fullmatch(i) for i in ids)
+
+
+def test_forked_child_makes_its_own_trace_ids() -> None:
+    """A forked worker does not repeat the parent's next IDs (the generator is reseeded)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its first ID and leave at once
+        os.write(write_end, new_trace_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        child_id = pipe.read().decode()
+    assert NEW_ID.fullmatch(child_id)
+    assert child_id != new_trace_id()
