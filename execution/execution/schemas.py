@@ -68,21 +68,26 @@ class Order(BaseModel):
 
     @classmethod
     def of(cls, record: OrderRecord) -> Order:
-        return cls(
-            order_id=record.order_id,
-            symbol=record.symbol,
-            side="buy" if record.side == "buy" else "sell",
-            status=record.status,
-            requested_amount=float(record.requested_amount),
-            filled_amount=float(record.filled_amount),
-            quantity=float(record.quantity),
-            price=None if record.price is None else float(record.price),
-            fee=float(record.fee),
-            reason=record.reason,
-            risk=record.risk,
-            trace_id=record.trace_id,
-            created_at=utc_iso(record.created_at),
-        )
+        return cls.model_validate(order_fields(record))
+
+
+def order_fields(record: OrderRecord) -> dict[str, Any]:
+    """`Order`'s fields of `record`, ready for JSON: the trade's answer skips the model."""
+    return {
+        "order_id": record.order_id,
+        "symbol": record.symbol,
+        "side": "buy" if record.side == "buy" else "sell",
+        "status": record.status,
+        "requested_amount": float(record.requested_amount),
+        "filled_amount": float(record.filled_amount),
+        "quantity": float(record.quantity),
+        "price": None if record.price is None else float(record.price),
+        "fee": float(record.fee),
+        "reason": record.reason,
+        "risk": record.risk,
+        "trace_id": record.trace_id,
+        "created_at": utc_iso(record.created_at),
+    }
 
 
 class OrderList(BaseModel):

@@ -25,7 +25,7 @@ from execution.broker import Costs, Side, plan_fill
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
 from execution.ledger import Holdings, Ledger, Seal
 from execution.orders import OrderRecord
-from execution.schemas import Order, TradeRequest
+from execution.schemas import TradeRequest, order_fields
 from shared.client import ServiceClient
 from shared.errors import ServiceUnavailableError, UpstreamClientError
 from shared.tracing import current_trace_id
@@ -47,7 +47,8 @@ def fingerprint(request: TradeRequest) -> str:
 
 
 def render(order: OrderRecord) -> bytes:
-    return orjson.dumps(Order.of(order).model_dump(mode="json"))
+    """The `Order` body, serialised without building the pydantic model (hot path)."""
+    return orjson.dumps(order_fields(order))
 
 
 class TradeService:
