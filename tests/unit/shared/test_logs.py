@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
-from shared.logs import configure_logging
+from shared.logs import JsonFormatter, TextFormatter, configure_logging
 from shared.tracing import trace_id_var
 
 UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
@@ -81,3 +82,15 @@ async def test_level_filters(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "quiet" not in err
     assert "loud" in err
+
+
+@pytest.mark.parametrize("created", [[1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.125]])
+def test_cached_timestamps_match_the_standard_ones(created: list[float]) -> None:
+    """The per-second cache prints what logging and datetime would, across a second's edge."""
+    text, plain, as_json = TextFormatter(), logging.Formatter("%(asctime)s"), JsonFormatter()
+    for moment in created:
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "m", None, None)
+        record.created, record.msecs = moment, int((moment - int(moment)) * 1000)
+        assert text.formatTime(record) == plain.formatTime(record)
+        expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+        assert json.loads(as_json.format(record))["time"] == expected
