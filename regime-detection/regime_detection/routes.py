@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator
 
 from regime_detection.schemas import AppliedThresholds, IndicatorValues, RegimeResponse
@@ -50,6 +50,7 @@ PeriodsQuery = Annotated[
 @router.get(
     "/regime/{symbol}",
     summary="Market regime of a symbol",
+    response_model=RegimeResponse,
     responses={503: {"description": "No market data from the gateway nor the source"}},
 )
 async def regime(
@@ -57,10 +58,17 @@ async def regime(
     service: ServiceDep,
     granularity: GranularityQuery = 60,
     periods: PeriodsQuery = None,
-) -> RegimeResponse:
+) -> Response:
     """TRENDING, CHOPPY, VOLATILE or UNKNOWN, from ADX(14), CHOP(14) and volatility."""
     answer = await service.assess(symbol, granularity, periods)
-    return to_response(answer, service)
+    # The JSON FastAPI would make from `RegimeResponse`, built once per cached answer.
+    body = service.rendered(answer, lambda a: to_json(a, service))
+    return Response(body, media_type="application/json")
+
+
+def to_json(answer: Assessment, service: RegimeService) -> bytes:
+    """The API body of an assessment, as FastAPI would serialise it."""
+    return to_response(answer, service).model_dump_json().encode()
 
 
 def _finite(value: float | None) -> float | None:

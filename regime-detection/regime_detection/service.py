@@ -41,6 +41,13 @@ class Assessment:
     via: Via
 
 
+@dataclass(slots=True)
+class _Entry:
+    expires: float
+    answer: Assessment
+    body: bytes | None = None  # the rendered answer, once asked for
+
+
 class RegimeService:
     """Assesses regimes from the market client's candles."""
 
@@ -55,15 +62,15 @@ class RegimeService:
         self.settings = settings
         self.thresholds = Thresholds.from_settings(settings)
         self._clock = clock
-        self._answers: OrderedDict[Key, tuple[float, Assessment]] = OrderedDict()
+        self._answers: OrderedDict[Key, _Entry] = OrderedDict()
         self._pending: dict[Key, asyncio.Task[Assessment]] = {}
 
     async def assess(self, symbol: str, granularity: int, periods: int | None) -> Assessment:
         """The regime of `symbol` over the last `periods` candles (default from settings)."""
         key = (symbol, granularity, periods or self.settings.default_periods)
         cached = self._answers.get(key)
-        if cached is not None and self._clock() < cached[0]:
-            return cached[1]
+        if cached is not None and self._clock() < cached.expires:
+            return cached.answer
         task = self._pending.get(key)
         if task is None:
             # A task, not the first caller's coroutine: a caller that goes away must not
@@ -72,6 +79,19 @@ class RegimeService:
             self._pending[key] = task
             task.add_done_callback(lambda done: self._settle(key, done))
         return await asyncio.shield(task)
+
+    def rendered(self, answer: Assessment, render: Callable[[Assessment], bytes]) -> bytes:
+        """`render(answer)`, rendered once while `answer` is the cached one for its key.
+
+        A cached answer is served many times before the next candle closes; its body
+        need not be rebuilt (and revalidated) for each of them.
+        """
+        entry = self._answers.get((answer.symbol, answer.granularity, answer.periods))
+        if entry is None or entry.answer is not answer:
+            return render(answer)
+        if entry.body is None:
+            entry.body = render(answer)
+        return entry.body
 
     def _settle(self, key: Key, task: asyncio.Task[Assessment]) -> None:
         del self._pending[key]
@@ -110,7 +130,7 @@ class RegimeService:
         else:
             # The exchange may publish a closed candle a little late: look again soon.
             expires = now + self.settings.late_candle_retry_seconds
-        self._answers[key] = (expires, answer)
+        self._answers[key] = _Entry(expires, answer)
         self._answers.move_to_end(key)
         while len(self._answers) > self.settings.answer_cache_size:
             self._answers.popitem(last=False)

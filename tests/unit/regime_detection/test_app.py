@@ -11,6 +11,7 @@ from market_data_gateway.app import create_app as create_gateway
 from market_data_gateway.config import Settings as GatewaySettings
 from regime_detection.app import create_app
 from regime_detection.config import Settings
+from regime_detection.schemas import RegimeResponse
 
 from shared.market.models import CandleSeries, Quote
 from shared.market.simulated import SimulatedMarket
@@ -152,3 +153,18 @@ async def test_health_reports_the_gateway_breaker_and_the_source() -> None:
         body = (await client.get("/health")).json()
     assert set(body["dependencies"]) == {"market_data", "market_source"}
     assert body["details"]["market_source"]["source"] == "simulated"
+
+
+async def test_cached_body_is_the_documented_response() -> None:
+    """The pre-rendered body is a valid RegimeResponse, repeated byte for byte, and documented."""
+    source = FakeSource()
+    app = create_app(_settings(CLOSED.format(free_port())), source=source)  # type: ignore[arg-type]
+    async with _client(app) as client:
+        first = await client.get("/api/v1/regime/BTC-USD")
+        second = await client.get("/api/v1/regime/BTC-USD")
+    assert first.headers["content-type"] == "application/json"
+    assert RegimeResponse.model_validate_json(first.content).symbol == "BTC-USD"
+    assert second.content == first.content
+    assert source.reads == 1
+    ok = app.openapi()["paths"]["/api/v1/regime/{symbol}"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/RegimeResponse")

@@ -7,7 +7,7 @@ from typing import cast
 
 import pytest
 from regime_detection.config import Settings
-from regime_detection.service import RegimeService
+from regime_detection.service import Assessment, RegimeService
 
 from shared.market.client import MarketDataClient
 from shared.market.models import CandleSeries
@@ -135,3 +135,38 @@ async def test_the_cache_can_be_turned_off() -> None:
     await service.assess("BTC-USD", 60, 100)
     await service.assess("BTC-USD", 60, 100)
     assert len(market.calls) == 2
+
+
+async def test_a_cached_answer_is_rendered_once() -> None:
+    """The body of a cached answer is built once; a fresh answer after the close gets its own."""
+    clock = Clock(T0)
+    service = _service(CountingMarket(clock), clock)
+    renders: list[Assessment] = []
+
+    def render(answer: Assessment) -> bytes:
+        renders.append(answer)
+        return f"{answer.as_of}".encode()
+
+    first = await service.assess("BTC-USD", 60, 120)
+    body = service.rendered(first, render)
+    assert service.rendered(await service.assess("BTC-USD", 60, 120), render) is body
+    clock.now = T0 + 50  # the candle closed: a new answer, a new body
+    later = await service.assess("BTC-USD", 60, 120)
+    assert service.rendered(later, render) == f"{later.as_of}".encode()
+    assert renders == [first, later]
+
+
+async def test_an_uncached_answer_is_rendered_each_time() -> None:
+    """With the answer cache off, every request renders its own answer."""
+    clock = Clock(T0)
+    service = _service(CountingMarket(clock), clock, answer_cache_size=0)
+    answer = await service.assess("BTC-USD", 60, 120)
+    calls: list[Assessment] = []
+
+    def render(rendered: Assessment) -> bytes:
+        calls.append(rendered)
+        return b"x"
+
+    service.rendered(answer, render)
+    service.rendered(answer, render)
+    assert len(calls) == 2
