@@ -148,29 +148,35 @@ def describe(
     size: float,
 ) -> str:
     """The binding constraint in plain words."""
-    held = portfolio.holdings[request.symbol]
-    cap = limits.max_position_share * limits.multiplier(regime)
-    texts = {
-        Constraint.NONE: "Approved in full",
-        Constraint.REGIME: f"Position size reduced due to {regime} regime",
-        Constraint.CASH: (
-            f"Insufficient cash: ${portfolio.cash:,.2f} covers ${size:,.2f} "
-            f"plus a {limits.buy_fee_rate:.2%} fee reserve"
-        ),
-        Constraint.HOLDINGS: (
-            f"Sell capped at the held quantity of {request.symbol} ({held.quantity:g})"
-            if held.quantity > 0
-            else f"Nothing to sell: no {request.symbol} held"
-        ),
-        Constraint.VAR_LIMIT: (
-            f"VaR limit: {limits.var_confidence:.0%} one-day VaR capped at "
-            f"{limits.var_limit_share * 100:g}% of equity"
-        ),
-        Constraint.POSITION_LIMIT: (
-            f"Position limit: {request.symbol} capped at {cap * 100:g}% of equity ({regime} regime)"
-        ),
-    }
-    return texts[binding]
+    # Only the binding constraint's text is formatted: this runs on every trade.
+    match binding:
+        case Constraint.REGIME:
+            return f"Position size reduced due to {regime} regime"
+        case Constraint.CASH:
+            return (
+                f"Insufficient cash: ${portfolio.cash:,.2f} covers ${size:,.2f} "
+                f"plus a {limits.buy_fee_rate:.2%} fee reserve"
+            )
+        case Constraint.HOLDINGS:
+            held = portfolio.holdings[request.symbol]
+            if held.quantity > 0:
+                return f"Sell capped at the held quantity of {request.symbol} ({held.quantity:g})"
+            return f"Nothing to sell: no {request.symbol} held"
+        case Constraint.VAR_LIMIT:
+            return (
+                f"VaR limit: {limits.var_confidence:.0%} one-day VaR capped at "
+                f"{limits.var_limit_share * 100:g}% of equity"
+            )
+        case Constraint.POSITION_LIMIT:
+            cap = limits.max_position_share * limits.multiplier(regime)
+            return (
+                f"Position limit: {request.symbol} capped at {cap * 100:g}% of equity "
+                f"({regime} regime)"
+            )
+        case Constraint.NONE:
+            return "Approved in full"
+        case _:
+            raise ValueError(f"{binding} is not a sizing bound")
 
 
 def below_minimum(binding: Constraint, reason: str, size: float, limits: Limits) -> str:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from statistics import NormalDist
 SECONDS_PER_DAY = 86_400
 
 
+@functools.cache  # one confidence per service: no need to invert the CDF per trade
 def z_score(confidence: float) -> float:
     """The one-sided standard normal quantile of `confidence` (1.6449 at 0.95)."""
     return NormalDist().inv_cdf(confidence)
