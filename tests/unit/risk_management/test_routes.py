@@ -9,6 +9,7 @@ import httpx
 import pytest
 from risk_management.app import create_app
 from risk_management.config import Settings
+from risk_management.schemas import ApproveTradeResponse
 
 from tests.support.servers import free_port
 
@@ -96,3 +97,15 @@ async def test_non_finite_numbers_are_refused(client: httpx.AsyncClient, raw: st
     )
     assert response.status_code == 422
     assert "amount" in [e["field"] for e in response.json()["errors"]]
+
+
+async def test_answer_is_the_documented_response(client: httpx.AsyncClient) -> None:
+    """The route's own serialisation is an ApproveTradeResponse, and OpenAPI still says so."""
+    response = await client.post("/api/v1/approve-trade", json=_valid())
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    answer = ApproveTradeResponse.model_validate_json(response.content)
+    assert answer.price_source == "simulated"  # the gateway is down: the direct source
+    schema = (await client.get("/openapi.json")).json()
+    ok = schema["paths"]["/api/v1/approve-trade"]["post"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/ApproveTradeResponse")
