@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
@@ -86,10 +87,13 @@ class NativePool:
     ) -> Answer:
         """One request on the session, read whole, with httpx-aiohttp's phase timeouts."""
         phases = aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout, connect=timeout)
+        if params:
+            # Spelt into the URL here: yarl caches parsed URL strings, but builds a query
+            # from pairs anew on every call.
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(_query(params), quote_via=quote)}"
         async with self.session().request(
             method,
             url,
-            params=_query(params) if params else None,
             data=content,
             headers=headers,
             timeout=phases,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qs
 
 import httpx
 import orjson
@@ -217,11 +218,13 @@ async def test_native_path_sends_query_headers_and_body() -> None:
             client = ServiceClient("regime_detection", base_url=server.url, http=http)
             token = trace_id_var.set("trace-native-1")
             try:
-                got = await client.get_json("/x", params={"g": 60, "on": True, "none": None})
+                params = {"g": 60, "on": True, "none": None, "q": "a b&c=d"}
+                got = await client.get_json("/x", params=params)
                 posted = await client.post_json("/y", {"a": 1}, idempotency_key="k1")
             finally:
                 trace_id_var.reset(token)
-    assert got["query"] == "g=60&on=true&none="
+    assert got["query"].startswith("g=60&on=true&none=&q=")
+    assert parse_qs(got["query"], keep_blank_values=True)["q"] == ["a b&c=d"]
     assert got["headers"][TRACE_HEADER.lower()] == "trace-native-1"
     assert got["headers"]["user-agent"] == USER_AGENT
     assert posted["body"] == '{"a":1}'
