@@ -203,9 +203,10 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
     headers = {k.decode(): v.decode() for k, v in scope["headers"]}
     answer = {"query": scope["query_string"].decode(), "headers": headers}
     answer["body"] = message.get("body", b"").decode()
-    status = 404 if scope["path"] == "/missing" else 200
+    status = {"/missing": 404, "/busy": 503}.get(scope["path"], 200)
     body = orjson.dumps(answer)
-    await send({"type": "http.response.start", "status": status, "headers": []})
+    extra = [(b"retry-after", b"7")] if status == 503 else []
+    await send({"type": "http.response.start", "status": status, "headers": extra})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -232,17 +233,26 @@ async def test_native_path_sends_query_headers_and_body() -> None:
     assert posted["headers"]["idempotency-key"] == "k1"
 
 
-async def test_native_path_request_and_4xx() -> None:
-    """`request` still returns an httpx.Response; a 4xx is an UpstreamClientError."""
+async def test_native_path_request_4xx_and_5xx() -> None:
+    """`request` still returns an httpx.Response; 4xx and 5xx are read as on the httpx path."""
     with serve_in_thread(echo) as server:
         async with make_http_client() as http:
-            client = ServiceClient("regime_detection", base_url=server.url, http=http)
+            client = ServiceClient(
+                "regime_detection",
+                base_url=server.url,
+                http=http,
+                retry=RetryPolicy(max_attempts=1),
+            )
             response = await client.request("GET", "/x")
-            with pytest.raises(UpstreamClientError) as info:
+            with pytest.raises(UpstreamClientError) as missing:
                 await client.get_json("/missing")
+            with pytest.raises(ServiceUnavailableError) as busy:
+                await client.get_json("/busy")
     assert response.status_code == 200
     assert response.json()["query"] == ""
-    assert info.value.status_code == 404
+    assert missing.value.status_code == 404
+    assert busy.value.retry_after == 7
+    assert busy.value.extra["upstream_status"] == 503
     assert client.breaker.snapshot().total_successes == 2
 
 
