@@ -24,13 +24,11 @@ from execution.portfolio import PortfolioValuer
 from execution.routes import router
 from execution.service import TradeService
 from shared.app import build_app
-from shared.client import ServiceClient
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
-from shared.market.client import MarketDataClient
-from shared.market.factory import SourceChoice, choose_source
+from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
-from shared.transport import make_http_client
+from shared.market.wiring import open_market
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +61,14 @@ def create_app(
             db = open_database(settings)
             stack.push_async_callback(db.dispose)
             await migrate(db, starting_cash=settings.starting_cash)
-            http = make_http_client(transport, timeout=settings.service_timeout_seconds)
-            stack.push_async_callback(http.aclose)
-            if direct_source is not None:
-                choice = SourceChoice(direct_source, "injected")
-            else:
-                choice = await choose_source(settings, http)
-            stack.push_async_callback(choice.source.aclose)
-            risk = ServiceClient.from_settings("risk_management", settings, http=http)
-            gateway = ServiceClient.from_settings("market_data", settings, http=http)
+            wiring = await stack.enter_async_context(
+                open_market(settings, transport=transport, direct_source=direct_source)
+            )
+            risk, gateway, choice = (
+                wiring.client("risk_management", settings),
+                wiring.gateway,
+                wiring.choice,
+            )
             keys = IdempotencyStore(
                 db,
                 ttl=timedelta(hours=settings.idempotency_ttl_hours),
@@ -94,7 +91,7 @@ def create_app(
                 retry_after=settings.unavailable_retry_after_seconds,
             )
             app.state.valuer = PortfolioValuer(
-                MarketDataClient(gateway, choice.source),
+                wiring.market,
                 stale_after=timedelta(seconds=settings.price_stale_seconds),
             )
             purger = asyncio.create_task(_purge_keys(keys))

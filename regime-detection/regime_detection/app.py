@@ -13,13 +13,11 @@ from regime_detection.config import Settings
 from regime_detection.routes import router
 from regime_detection.service import RegimeService
 from shared.app import build_app
-from shared.client import ServiceClient
 from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
-from shared.market.client import MarketDataClient
-from shared.market.factory import SourceChoice, choose_source
+from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
-from shared.transport import make_http_client
+from shared.market.wiring import open_market
 
 DESCRIPTION = (
     "Classifies a symbol's market regime from closed candles read through the Market "
@@ -43,21 +41,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("regime-detection", settings.log_level, settings.log_format)
-        http = make_http_client(transport, timeout=settings.service_timeout_seconds)
-        if source is None:
-            choice = await choose_source(settings, http, clock=clock)
-        else:
-            choice = SourceChoice(source, "injected")
-        gateway = ServiceClient.from_settings("market_data", settings, http=http)
-        market = MarketDataClient(gateway, choice.source)
-        app.state.gateway = gateway
-        app.state.source_choice = choice
-        app.state.regime = RegimeService(market, settings, clock=clock)
-        try:
+        async with open_market(
+            settings, transport=transport, direct_source=source, clock=clock
+        ) as wiring:
+            app.state.gateway = wiring.gateway
+            app.state.source_choice = wiring.choice
+            app.state.regime = RegimeService(wiring.market, settings, clock=clock)
             yield
-        finally:
-            await choice.source.aclose()
-            await http.aclose()
 
     def dependencies(app: FastAPI) -> list[Dependency]:
         choice: SourceChoice = app.state.source_choice

@@ -12,13 +12,11 @@ from risk_management.config import Settings
 from risk_management.routes import router
 from risk_management.service import RiskService
 from shared.app import build_app
-from shared.client import ServiceClient
 from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
-from shared.market.client import MarketDataClient
-from shared.market.factory import SourceChoice, choose_source
+from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
-from shared.transport import make_http_client
+from shared.market.wiring import open_market
 
 DESCRIPTION = """\
 Pre-trade approval and sizing. A buy is bounded by cash (less a fee reserve), a
@@ -43,23 +41,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("risk-management", settings.log_level, settings.log_format)
-        http = make_http_client(transport, timeout=settings.service_timeout_seconds)
-        choice: SourceChoice | None = None
-        try:
-            if direct_source is not None:
-                choice = SourceChoice(direct_source, "injected")
-            else:
-                choice = await choose_source(settings, http)
-            gateway = ServiceClient.from_settings("market_data", settings, http=http)
-            regime = ServiceClient.from_settings("regime_detection", settings, http=http)
-            app.state.gateway, app.state.regime, app.state.source = gateway, regime, choice
-            market = MarketDataClient(gateway, choice.source)
-            app.state.risk = RiskService(settings, market, regime)
+        async with open_market(
+            settings, transport=transport, direct_source=direct_source
+        ) as wiring:
+            regime = wiring.client("regime_detection", settings)
+            app.state.gateway, app.state.regime = wiring.gateway, regime
+            app.state.source = wiring.choice
+            app.state.risk = RiskService(settings, wiring.market, regime)
             yield
-        finally:
-            if choice is not None:
-                await choice.source.aclose()
-            await http.aclose()
 
     return build_app(
         title="Risk Management",
