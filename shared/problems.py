@@ -65,12 +65,29 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _field_name(error: Any) -> str:
+    loc = error.get("loc", ("body",))
+    if error.get("type") == "json_invalid":
+        # FastAPI puts the decoder's character offset in `loc`; it is not a field.
+        return "body"
+    return ".".join(str(part) for part in loc[1:]) or "body"
+
+
+def _message(error: Any) -> str:
+    message = str(error.get("msg", "invalid"))
+    loc = error.get("loc", ("body",))
+    if error.get("type") == "json_invalid" and len(loc) > 1:
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"{message}: {reason} at character {loc[-1]}".replace(":  at", " at")
+    return message
+
+
 def _field_errors(errors: Any) -> list[dict[str, Any]]:
     return [
         {
-            "field": ".".join(str(part) for part in error.get("loc", ("body",))[1:]) or "body",
+            "field": _field_name(error),
             "location": str(error.get("loc", ("body",))[0]),
-            "message": error.get("msg", "invalid"),
+            "message": _message(error),
             "type": error.get("type", "value_error"),
         }
         for error in errors

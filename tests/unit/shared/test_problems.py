@@ -170,6 +170,17 @@ async def test_malformed_json_body_is_422(client: httpx.AsyncClient) -> None:
     assert problem(response, 422)["errors"]
 
 
+async def test_malformed_json_names_the_body_not_an_offset(client: httpx.AsyncClient) -> None:
+    """A JSON syntax error is reported on the field `body` with the offset in the message."""
+    response = await client.post(
+        "/orders", content=b'{"symbol":', headers={"content-type": "application/json"}
+    )
+    body = problem(response, 422)
+    assert [(e["location"], e["field"]) for e in body["errors"]] == [("body", "body")]
+    assert body["detail"] == "Invalid request: body"
+    assert "at character 10" in body["errors"][0]["message"]
+
+
 async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
     """Starlette's own 404 is a problem+json too."""
     assert problem(await client.get("/nowhere"), 404)["instance"] == "/nowhere"
