@@ -74,6 +74,7 @@ def health_router(
     version: str,
     check_timeout: float = 1.0,
     started: float | None = None,
+    retry_after: int = 5,
 ) -> APIRouter:
     """A router with `GET /health`; `dependencies` is read per request (lifespan state)."""
     router = APIRouter(tags=["health"])
@@ -97,6 +98,9 @@ def health_router(
             "uptime": round(time.monotonic() - start, 3),
             "version": version,
         }
-        return JSONResponse(body, status_code=503 if overall == "unhealthy" else 200)
+        if overall == "unhealthy":
+            # Like every 503 here: tell pollers (compose healthchecks, balancers) when to ask again.
+            return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
+        return JSONResponse(body)
 
     return router

@@ -127,6 +127,20 @@ async def test_slow_check_is_cut_at_its_time_bound() -> None:
     assert "timed out" in body["details"]["slow"]["error"]
 
 
+async def test_unhealthy_503_has_retry_after() -> None:
+    """An unhealthy 503 carries Retry-After like every other 503; a 200 does not."""
+    sick = [Dependency("db", fixed("unhealthy"), critical=True)]
+    app = FastAPI()
+    app.include_router(health_router(lambda: sick, version="9", retry_after=7))
+    response = await get_health(app)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+    well = [Dependency("db", fixed("healthy"), critical=True)]
+    app = FastAPI()
+    app.include_router(health_router(lambda: well, version="9"))
+    assert "Retry-After" not in (await get_health(app)).headers
+
+
 async def test_uptime_counts_from_start() -> None:
     """Uptime is seconds since the given start."""
     app = FastAPI()
