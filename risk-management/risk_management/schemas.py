@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.market.models import Symbol
 
@@ -22,15 +22,25 @@ def _usd_quoted(symbol: str) -> str:
 
 
 UsdSymbol = Annotated[Symbol, AfterValidator(_usd_quoted)]
+# Bounds keep every product of price, quantity and volatility finite (1e308 overflowed the
+# metrics to null); strict numbers refuse `true` and "1000" instead of reading 1.0 and 1000.
+MAX_AMOUNT = 1e12
+MAX_CASH = 1e15
+MAX_POSITIONS = 100
+Quantity = Annotated[float, Field(ge=0, le=1e15, strict=True)]
 
 
 class CurrentPortfolio(BaseModel):
     model_config = _STRICT
 
-    cash: float = Field(ge=0, description="Cash in USD", examples=[10_000.0])
-    positions: dict[UsdSymbol, NonNegativeFloat] = Field(
+    cash: float = Field(
+        ge=0, le=MAX_CASH, strict=True, description="Cash in USD", examples=[10_000.0]
+    )
+    positions: dict[UsdSymbol, Quantity] = Field(
         default_factory=dict,
-        description="Quantity held per symbol (base-currency units, each >= 0)",
+        max_length=MAX_POSITIONS,
+        description=f"Quantity held per symbol (base-currency units, each >= 0; at most "
+        f"{MAX_POSITIONS} symbols, each priced for the decision)",
         examples=[{"BTC-USD": 0.05}],
     )
 
@@ -53,7 +63,9 @@ class ApproveTradeRequest(BaseModel):
 
     symbol: UsdSymbol = Field(description="Coinbase product id, BASE-QUOTE upper case, USD quote")
     side: Literal["buy", "sell"]
-    amount: float = Field(gt=0, description="Requested notional in USD")
+    amount: float = Field(
+        gt=0, le=MAX_AMOUNT, strict=True, description="Requested notional in USD"
+    )
     current_portfolio: CurrentPortfolio
 
 

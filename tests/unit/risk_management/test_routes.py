@@ -59,6 +59,21 @@ CASES = [
     ("misspelt positions", _with("current_portfolio.position", {}), "current_portfolio.position"),
     ("missing portfolio", {k: v for k, v in _valid().items() if k != "current_portfolio"},
      "current_portfolio"),
+    ("amount as boolean", _with("amount", True), "amount"),
+    ("amount as string", _with("amount", "1000"), "amount"),
+    ("cash as string", _with("current_portfolio.cash", "10"), "current_portfolio.cash"),
+    ("amount beyond any order", _with("amount", 1e13), "amount"),
+    ("cash that overflows", _with("current_portfolio.cash", 1e308), "current_portfolio.cash"),
+    (
+        "quantity that overflows",
+        _with("current_portfolio.positions", {"BTC-USD": 1e308}),
+        "current_portfolio.positions.BTC-USD",
+    ),
+    (
+        "too many held symbols",
+        _with("current_portfolio.positions", {f"A{i:03d}-USD": 1 for i in range(101)}),
+        "current_portfolio.positions",
+    ),
 ]  # fmt: skip
 
 
