@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from shared.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from shared.health import Dependency, health_router
 from shared.problems import UnhandledErrorMiddleware, install_problem_handlers
 from shared.tracing import TraceMiddleware
@@ -22,15 +23,18 @@ def build_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
     routers: Sequence[APIRouter],
     dependencies: Callable[[FastAPI], list[Dependency]],
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """A FastAPI app with tracing, problem+json errors, `/health` and the given routers.
 
     `dependencies(app)` lists the health checks; it is called per `/health` request, so
-    it can read clients the lifespan put on `app.state`.
+    it can read clients the lifespan put on `app.state`. A request body over
+    `max_body_bytes` is a 413 problem before the app reads it.
     """
     app = FastAPI(title=title, description=description, version=VERSION, lifespan=lifespan)
     # Added innermost first: the trace ID is bound before the catch-all 500 handler runs.
     app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(TraceMiddleware)
     install_problem_handlers(app)
     app.include_router(health_router(lambda: dependencies(app), version=VERSION))
