@@ -63,9 +63,7 @@ class ApproveTradeRequest(BaseModel):
 
     symbol: UsdSymbol = Field(description="Coinbase product id, BASE-QUOTE upper case, USD quote")
     side: Literal["buy", "sell"]
-    amount: float = Field(
-        gt=0, le=MAX_AMOUNT, strict=True, description="Requested notional in USD"
-    )
+    amount: float = Field(gt=0, le=MAX_AMOUNT, strict=True, description="Requested notional in USD")
     current_portfolio: CurrentPortfolio
 
 
