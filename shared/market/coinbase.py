@@ -180,13 +180,16 @@ class CoinbaseSource:
             if attempt == opts.max_attempts or self._monotonic() + delay > deadline:
                 break
             await self._sleep(delay)
-        raise self._failed(f"{problem} (attempts: {attempts})", retry_after)
+        # Without the exchange's own hint, the next backoff is when asking again makes sense.
+        raise self._failed(
+            f"{problem} (attempts: {attempts})", delay if retry_after is None else retry_after
+        )
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.options.max_backoff, self.options.initial_backoff * 2.0 ** (attempt - 1))
         return base * (0.5 + self._jitter() / 2)  # jitter so replicas do not retry in step
 
-    def _failed(self, detail: str, retry_after: float | None = None) -> MarketUnavailableError:
+    def _failed(self, detail: str, retry_after: float = 1.0) -> MarketUnavailableError:
         self.last_error = detail
         return MarketUnavailableError("coinbase", detail, retry_after=retry_after)
 

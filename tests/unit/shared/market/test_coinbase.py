@@ -144,6 +144,7 @@ async def test_persistent_5xx_is_market_unavailable(
     assert fake.count() == CoinbaseOptions().max_attempts
     assert len(sleeps.delays) == CoinbaseOptions().max_attempts - 1
     assert source.last_error is not None
+    assert caught.value.headers["Retry-After"].isdigit()  # a 503 always says when to retry
 
 
 async def test_long_retry_after_gives_up_at_once(
@@ -181,9 +182,10 @@ async def test_unreachable_exchange_is_market_unavailable(
 ) -> None:
     """A closed port is an outage: MarketUnavailableError after bounded attempts."""
     source = CoinbaseSource(http, base_url=f"http://127.0.0.1:{free_port()}", sleep=sleeps)
-    with pytest.raises(MarketUnavailableError, match="unreachable"):
+    with pytest.raises(MarketUnavailableError, match="unreachable") as caught:
         await source.candles("BTC-USD", 60, 5)
     assert len(sleeps.delays) == CoinbaseOptions().max_attempts - 1
+    assert int(caught.value.headers["Retry-After"]) >= 1
 
 
 async def test_user_agent_on_every_request(fake: FakeCoinbase, source: CoinbaseSource) -> None:
