@@ -46,7 +46,11 @@ class SourceChoice:
 
     async def check(self) -> CheckResult:
         """`/health` check of a direct source: a fallback to the simulator is a decision
-        taken at start-up and announced in the detail, not a fault, so it stays healthy."""
+        taken at start-up and announced in the detail, not a fault, so it stays healthy;
+        a source whose latest call failed (Coinbase down) is degraded, saying why."""
+        last_error: str | None = getattr(self.source, "last_error", None)
+        if last_error:
+            return CheckResult("degraded", {**self.describe(), "last_error": last_error})
         return CheckResult("healthy", self.describe())
 
 

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from shared.market.coinbase import CoinbaseSource
+from shared.market.coinbase import CoinbaseOptions, CoinbaseSource
 from shared.market.factory import choose_source, open_source
 from shared.market.simulated import SimulatedMarket
+from shared.market.source import MarketUnavailableError
 from shared.settings import MarketSettings
 from shared.transport import make_http_client
 from tests.support.fake_coinbase import FakeCoinbase
@@ -73,6 +74,26 @@ async def test_a_fallen_back_source_is_healthy_with_the_reason_in_its_detail(
     assert result.status == "healthy"
     assert result.detail["fell_back"] is True
     assert result.detail["source"] == "simulated"
+
+
+async def test_a_failing_direct_coinbase_is_degraded_until_it_answers(
+    http: httpx.AsyncClient, server: ThreadServer, fake: FakeCoinbase
+) -> None:
+    """Services reading Coinbase directly report its outage in /health, then its recovery."""
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    choice = await choose_source(settings("coinbase", server.url), http, sleep=no_wait)
+    assert (await choice.check()).status == "healthy"
+    fake.fail_next(503, times=CoinbaseOptions().max_attempts)
+    with pytest.raises(MarketUnavailableError):
+        await choice.source.price("BTC-USD")
+    result = await choice.check()
+    assert result.status == "degraded"
+    assert "503" in str(result.detail["last_error"])
+    await choice.source.price("BTC-USD")
+    assert (await choice.check()).status == "healthy"
 
 
 async def test_auto_with_coinbase_failing_falls_back(
