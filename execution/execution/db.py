@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +34,9 @@ from execution.config import Settings
 from shared.errors import ServiceUnavailableError
 
 T = TypeVar("T")
+# The hot path runs statements on the driver (`statements.run`), so the stdlib driver's own
+# errors arrive unwrapped; SQLAlchemy's wrap everything else.
+_UNAVAILABLE = (OperationalError, InterfaceError, OSError, sqlite3.OperationalError)
 log = logging.getLogger(__name__)
 Body = Callable[[Connection], T]
 
@@ -71,14 +75,14 @@ class Database:
         """Run `body` in one read-write transaction; commit if it returns."""
         try:
             return await self._write(body)
-        except (OperationalError, InterfaceError, OSError) as exc:
+        except _UNAVAILABLE as exc:
             raise _unavailable(exc) from exc
 
     async def read(self, body: Body[T]) -> T:
         """Run `body`, which must be one statement that only reads (autocommit)."""
         try:
             return await self._read(body)
-        except (OperationalError, InterfaceError, OSError) as exc:
+        except _UNAVAILABLE as exc:
             raise _unavailable(exc) from exc
 
     async def _write(self, body: Body[T]) -> T:

@@ -22,7 +22,7 @@ from execution.broker import Books, Fill, Refusal, Side, apply_fill
 from execution.db import Database
 from execution.models import accounts, positions
 from execution.orders import OrderRecord, order_params
-from execution.statements import ACCOUNT_ROW, params
+from execution.statements import ACCOUNT_ROW, params, run
 
 # Runs inside the order's transaction, after the order row is written.
 Seal = Callable[[Connection, OrderRecord], None]
@@ -70,27 +70,28 @@ class Ledger:
 
 
 def _holdings(conn: Connection) -> Holdings:
-    rows = conn.execute(statements.HOLDINGS).all()
-    account = next(row for row in rows if row.symbol == ACCOUNT_ROW)
-    return Holdings(
-        cash=account.quantity,
-        realized_pnl=account.realized_pnl,
-        starting_cash=account.cost_basis,
-        positions={
-            row.symbol: Position(
-                symbol=row.symbol,
-                quantity=row.quantity,
-                cost_basis=row.cost_basis,
-                realized_pnl=row.realized_pnl,
+    # Rows of (symbol, quantity, cost_basis, realized_pnl); the account's carries cash,
+    # starting cash and the account's realised P&L in those places.
+    account: tuple[Decimal, Decimal, Decimal] | None = None
+    held = {}
+    for symbol, quantity, cost_basis, realized_pnl in run(conn, statements.HOLDINGS):
+        if symbol == ACCOUNT_ROW:
+            account = (Decimal(quantity), Decimal(cost_basis), Decimal(realized_pnl))
+        else:
+            held[symbol] = Position(
+                symbol=symbol,
+                quantity=Decimal(quantity),
+                cost_basis=Decimal(cost_basis),
+                realized_pnl=Decimal(realized_pnl),
             )
-            for row in rows
-            if row.symbol != ACCOUNT_ROW
-        },
-    )
+    if account is None:
+        raise LookupError("The ledger has no account row (migrations were not applied)")
+    cash, starting_cash, realized = account
+    return Holdings(cash=cash, realized_pnl=realized, starting_cash=starting_cash, positions=held)
 
 
 def _record(conn: Connection, *, order: OrderRecord, seal: Seal | None) -> OrderRecord:
-    conn.execute(statements.INSERT_ORDER, order_params(order))
+    run(conn, statements.INSERT_ORDER, order_params(order))
     if seal is not None:
         seal(conn, order)
     return order
@@ -130,12 +131,11 @@ def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | N
     values["accounts_updated_at"] = now
     # Every position write holds the account lock, so no one else can insert this row.
     if conn.dialect.name == "postgresql":
-        conn.execute(statements.WRITE_FILL_POSTGRES[held], values)
+        run(conn, statements.WRITE_FILL_POSTGRES[held], values)
     else:
-        conn.execute(statements.WRITE_ACCOUNT, values)
-        position = statements.UPDATE_POSITION if held else statements.INSERT_POSITION
-        conn.execute(position, values)
-        conn.execute(statements.INSERT_ORDER, values)
+        run(conn, statements.WRITE_ACCOUNT, values)
+        run(conn, statements.UPDATE_POSITION if held else statements.INSERT_POSITION, values)
+        run(conn, statements.INSERT_ORDER, values)
     if seal is not None:
         seal(conn, order)
     return order
@@ -146,23 +146,22 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
     whether the position's row exists."""
     key = {"positions_symbol": symbol}
     if conn.dialect.name == "postgresql":
-        account = conn.execute(statements.LOCK_ACCOUNT).one()
+        ((cash, realized_pnl),) = run(conn, statements.LOCK_ACCOUNT)
         # Read after the lock is held: on PostgreSQL a statement that waited for the lock
         # would still see the position as of its start (READ COMMITTED re-reads only the
         # locked row), so the position must come from a later statement.
-        position = conn.execute(statements.POSITION, key).first()
-        cash = account.cash
+        rows = run(conn, statements.POSITION, key)
     else:
         # BEGIN IMMEDIATE took the database's write lock: one statement reads both.
-        rows = conn.execute(statements.BOOKS, key).all()
-        account = next(row for row in rows if row.symbol == ACCOUNT_ROW)
-        position = next((row for row in rows if row.symbol != ACCOUNT_ROW), None)
-        cash = account.quantity
+        rows = run(conn, statements.BOOKS, key)
+        _, cash, _, realized_pnl = next(row for row in rows if row[0] == ACCOUNT_ROW)
+        rows = [row for row in rows if row[0] != ACCOUNT_ROW]
+    position = rows[0] if rows else (symbol, _ZERO, _ZERO, _ZERO)
     books = Books(
-        cash=cash,
-        realized_pnl=account.realized_pnl,
-        quantity=position.quantity if position else _ZERO,
-        cost_basis=position.cost_basis if position else _ZERO,
-        symbol_realized_pnl=position.realized_pnl if position else _ZERO,
+        cash=Decimal(cash),
+        realized_pnl=Decimal(realized_pnl),
+        quantity=Decimal(position[1]),
+        cost_basis=Decimal(position[2]),
+        symbol_realized_pnl=Decimal(position[3]),
     )
-    return books, position is not None
+    return books, bool(rows)

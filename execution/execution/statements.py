@@ -2,17 +2,22 @@
 
 A statement object built once keeps its cache key, so every execution is a hit in
 SQLAlchemy's compiled cache; building `select(...).where(...)` per trade cost more CPU
-than running it. Parameters are named `<table>_<column>` so one dict can feed several
+than running it. The trade's own statements go one step further through `run`: compiled
+once per dialect by SQLAlchemy, then executed on the driver (see `Precompiled`).
+Parameters are named `<table>_<column>` so one dict can feed several
 statements (and PostgreSQL's single write statement) without clashing with a column
 name, which SQLAlchemy would otherwise add to an UPDATE's SET clause.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import Column, Table, bindparam, literal, select, union_all
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import Column, Connection, Dialect, Table, bindparam, literal, select, union_all
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
 from execution.migrate import ACCOUNT_ID
 from execution.models import accounts, idempotency_keys, orders, positions
@@ -110,3 +115,64 @@ KEY_ANSWER = (
     )
     .returning(idempotency_keys.c.key)
 )
+
+
+class Precompiled:
+    """`statement` compiled once by SQLAlchemy for `dialect`: its SQL text, and the order
+    and bind conversions (the column types' own) of its positional parameters.
+
+    Why not `conn.execute(statement)`: even on a compiled-cache hit SQLAlchemy builds an
+    execution context, looks up the cache key, runs every parameter through the type's
+    processor and wraps every row: measured on SQLite, 14 us against 5 us for the books
+    read, 60 us against 38 us for the account update plus the order insert. Over the
+    trade's five statements that was 0.12 ms of CPU per trade (0.43 -> 0.31 ms, the trade
+    path in-process without HTTP), a quarter of Execution's ledger cost.
+    The SQL, the types' conversions, the engine, pool and transactions stay SQLAlchemy's.
+    """
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self.sql = str(compiled)
+        # Per position: (parameter name, its type's conversion) or (None, None, literal).
+        self.plan: list[tuple[str | None, Callable[[Any], Any] | None, Any]] = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            # The dialect's variant of the type, as SQLAlchemy's own execution uses it
+            # (a TypeDecorator's `load_dialect_impl`: Money is text on SQLite).
+            convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required:
+                self.plan.append((name, convert, None))
+            else:  # a literal in the statement (the account's id): bound once, here
+                value = bind.value if convert is None else convert(bind.value)
+                self.plan.append((None, None, value))
+
+    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """`values` (by parameter name) as the driver's positional parameters."""
+        return tuple(
+            fixed if name is None else (values[name] if convert is None else convert(values[name]))
+            for name, convert, fixed in self.plan
+        )
+
+
+_COMPILED: dict[tuple[int, str], Precompiled] = {}
+
+
+def run(
+    conn: Connection, statement: ClauseElement, values: Mapping[str, Any] | None = None
+) -> Sequence[Sequence[Any]]:
+    """Execute one of this module's statements on `conn`'s driver connection; the rows as
+    plain tuples in the driver's types (SQLite: money as text, PostgreSQL: Decimal)."""
+    dialect = conn.dialect
+    key = (id(statement), dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = Precompiled(statement, dialect)
+    args = compiled.args(values or {})
+    if dialect.name == "sqlite":
+        # The pysqlite connection SQLAlchemy's pool handed out, in the same transaction.
+        driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        rows: list[tuple[Any, ...]] = driver.execute(compiled.sql, args).fetchall()
+        return rows
+    # asyncpg: prepared once per connection (its statement cache), no row processing.
+    result = conn.exec_driver_sql(compiled.sql, args)
+    return result.all() if result.returns_rows else ()
