@@ -25,6 +25,8 @@ class Settings(MarketSettings):
     # How long a writer waits for another process's SQLite write lock.
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # SQLite only: at most this many queued writes commit together (one fsync for all).
+    sqlite_max_batch: int = Field(default=32, ge=1)
 
     # Applied once, when the ledger is created.
     starting_cash: Decimal = Field(default=Decimal("100000"), ge=0)

@@ -10,17 +10,17 @@ Transactions are plain functions of a SQLAlchemy `Connection`, run whole by
   aiosqlite would pay a thread hop per statement, which made a fill several times
   slower. Writes open with `BEGIN IMMEDIATE`, taking the database's write lock up front
   (across processes too); in this process they queue on one writer thread, so they
-  never spin in SQLite's sleeping busy handler against each other.
+  never spin in SQLite's sleeping busy handler against each other, and the writes
+  queued meanwhile commit together (group commit: one fsync for the batch, each write
+  in its own savepoint). The fsync was ~0.1 ms of CPU (system time) per trade.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from execution.config import Settings
+from execution.threads import Outcome, WorkerThreads
 from shared.errors import ServiceUnavailableError
 
 T = TypeVar("T")
@@ -149,41 +150,65 @@ class SqliteDatabase(Database):
             },
         )
         _configure(self.engine, settings)
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
-        self._read_threads = ThreadPoolExecutor(size, thread_name_prefix="ledger-reader")
+        engine = self.engine
+        self._writer = WorkerThreads(
+            1,
+            "ledger-writer",
+            run_batch=lambda bodies: _write_batch(engine, bodies),
+            max_batch=settings.sqlite_max_batch,
+        )
+        self._readers = WorkerThreads(size, "ledger-reader")
 
     async def _write(self, body: Body[T]) -> T:
-        # BEGIN IMMEDIATE takes the write lock up front.
-        return await self._in(self._write_thread, "BEGIN IMMEDIATE", body)
+        return await self._writer.call(body)  # type: ignore[no-any-return]
 
     async def _read(self, body: Body[T]) -> T:
-        # Reads are single statements (see `Database.read`), each its own snapshot in
-        # the driver's autocommit mode: no BEGIN around them.
-        return await self._in(self._read_threads, None, body)
-
-    async def _in(self, threads: ThreadPoolExecutor, begin: str | None, body: Body[T]) -> T:
-        loop = asyncio.get_running_loop()
-        call = functools.partial(_transact, self.engine, begin, body)
-        return await loop.run_in_executor(threads, call)
+        return await self._readers.call(functools.partial(_read, self.engine, body))  # type: ignore[no-any-return]
 
     async def dispose(self) -> None:
-        loop = asyncio.get_running_loop()
-        for threads in (self._write_thread, self._read_threads):
-            await loop.run_in_executor(None, functools.partial(threads.shutdown, wait=True))
+        await self._writer.shutdown()
+        await self._readers.shutdown()
         self.engine.dispose()
 
 
-def _transact(engine: Engine, begin: str | None, body: Body[T]) -> T:
-    # Our own BEGIN statement here rather than in a "begin" engine event: any connection
-    # event makes SQLAlchemy dispatch its (empty) execute events around every statement,
-    # measured at ~50 us of CPU per trade. The driver's autocommit mode means SQLAlchemy's
-    # own begin is a no-op, so the transaction is exactly the statements we send.
+def _read(engine: Engine, body: Body[T]) -> T:
+    # Reads are single statements (see `Database.read`), each its own snapshot in the
+    # driver's autocommit mode: no BEGIN around them.
     with engine.connect() as conn:
-        if begin is not None:
-            conn.exec_driver_sql(begin)
-        result = body(conn)
+        return body(conn)
+
+
+def _write_batch(engine: Engine, bodies: Sequence[Body[Any]]) -> list[Outcome]:
+    """The transactions queued for the writer, committed together: one fsync for all.
+
+    Each body runs inside its own SAVEPOINT, so one that raises is rolled back alone and
+    gets its exception, while the others commit. Anything failing outside a body (BEGIN,
+    a ROLLBACK TO, the COMMIT) fails them all: nothing of the batch was written. Every
+    caller hears back only after the COMMIT, so a 201 is as durable as with one
+    transaction each. `BEGIN IMMEDIATE` takes the write lock up front.
+    """
+    with engine.connect() as conn:
+        # Our own BEGIN rather than a "begin" engine event: any connection event makes
+        # SQLAlchemy dispatch its (empty) execute events around every statement, measured
+        # at ~50 us of CPU per trade. In the driver's autocommit mode SQLAlchemy's own
+        # begin is a no-op, so the transaction is exactly the statements we send.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if len(bodies) == 1:
+            outcomes: list[Outcome] = [(True, bodies[0](conn))]
+        else:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            outcomes = []
+            for body in bodies:
+                driver.execute("SAVEPOINT body")
+                try:
+                    outcomes.append((True, body(conn)))
+                except Exception as exc:
+                    driver.execute("ROLLBACK TO body")
+                    outcomes.append((False, exc))
+                driver.execute("RELEASE body")
         conn.commit()
-        return result
+        return outcomes
 
 
 def _configure(engine: Engine, settings: Settings) -> None:
