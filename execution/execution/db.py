@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -221,6 +222,25 @@ def _configure(engine: Engine, settings: Settings) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor, settings.sqlite_busy_timeout_seconds)
         cursor.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
         cursor.close()
+
+
+def _enable_wal(cursor: Any, timeout: float) -> None:
+    """Switch a new database file to WAL; a no-op once it is (WAL is stored in the file).
+
+    The switch needs the file to itself and SQLite answers "database is locked" at once,
+    without its busy handler, when another process opens the new file at the same moment
+    (replicas starting together), so retry within the busy timeout. This runs on the
+    ledger's worker threads, never on the event loop.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() == "wal":
+                return
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)  # another connection holds the new file; it is ours in a moment

@@ -58,9 +58,11 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, seq = raw.partition(":")
-        if prefix != "seq":
+        value = int(seq)
+        # Beyond a 64-bit integer the database cannot even compare it (a 500, not a 422).
+        if prefix != "seq" or not 0 <= value < 2**63:
             raise ValueError(raw)
-        return int(seq)
+        return value
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequestError("cursor: not a cursor this service issued") from exc
 

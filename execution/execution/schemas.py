@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from execution.orders import OrderRecord
-from shared.market.models import Symbol, utc_iso
+from shared.market.models import UsdSymbol, utc_iso
 
 PriceStatus = Literal["live", "stale", "missing"]
 
@@ -20,10 +20,11 @@ class TradeRequest(BaseModel):
         json_schema_extra={"examples": [{"symbol": "BTC-USD", "side": "buy", "amount": 1000}]},
     )
 
-    symbol: Symbol = Field(description="Coinbase product id, BASE-QUOTE upper case")
+    symbol: UsdSymbol = Field(description="Coinbase product id, BASE-QUOTE upper case, USD quoted")
     side: Literal["buy", "sell"]
+    # Strict: `true` or "1000" are refused rather than read as 1.0 and 1000.
     amount: float = Field(
-        gt=0, le=1e12, allow_inf_nan=False, description="Notional in the quote currency"
+        gt=0, le=1e12, strict=True, allow_inf_nan=False, description="Notional in USD"
     )
 
 

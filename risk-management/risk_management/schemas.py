@@ -6,22 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.market.models import Symbol
+from shared.market.models import UsdSymbol
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
-# Amounts, cash and equity are USD; a dollar stablecoin quote is taken at par.
-USD_QUOTES = frozenset({"USD", "USDC", "USDT"})
-
-
-def _usd_quoted(symbol: str) -> str:
-    if symbol.rsplit("-", 1)[1] not in USD_QUOTES:
-        raise ValueError("must be quoted in USD (or USDC/USDT): amounts and cash are dollars")
-    return symbol
-
-
-UsdSymbol = Annotated[Symbol, AfterValidator(_usd_quoted)]
 # Bounds keep every product of price, quantity and volatility finite (1e308 overflowed the
 # metrics to null); strict numbers refuse `true` and "1000" instead of reading 1.0 and 1000.
 MAX_AMOUNT = 1e12

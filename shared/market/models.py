@@ -7,11 +7,23 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 # Coinbase product ids: BASE-QUOTE, upper case (BTC-USD, ETH-BTC, USDT-USD, 1INCH-USD).
 SYMBOL_PATTERN = r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$"
 Symbol = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN)]
+# Amounts, cash and equity are USD; a dollar stablecoin quote is taken at par.
+USD_QUOTES = frozenset({"USD", "USDC", "USDT"})
+
+
+def _usd_quoted(symbol: str) -> str:
+    if symbol.rsplit("-", 1)[1] not in USD_QUOTES:
+        raise ValueError("must be quoted in USD (or USDC/USDT): amounts and cash are dollars")
+    return symbol
+
+
+# What can be traded: amounts are dollars, so only dollar-quoted products.
+UsdSymbol = Annotated[Symbol, AfterValidator(_usd_quoted)]
 SymbolPath = Annotated[
     str,
     Path(

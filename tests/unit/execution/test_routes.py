@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -21,6 +22,9 @@ GOOD = {"symbol": "BTC-USD", "side": "buy", "amount": 100}
         (GOOD | {"amount": 0}, "amount"),
         (GOOD | {"amount": -5}, "amount"),
         (GOOD | {"amount": "lots"}, "amount"),
+        (GOOD | {"amount": "1000"}, "amount"),
+        (GOOD | {"amount": True}, "amount"),
+        (GOOD | {"symbol": "BTC-EUR"}, "symbol"),
         (GOOD | {"quantity": 1}, "quantity"),
         ({"symbol": "BTC-USD", "side": "buy"}, "amount"),
     ],
@@ -64,6 +68,10 @@ async def test_bad_cursor_and_limit_are_422(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/v1/orders", params={"cursor": "bogus!"})).status_code == 422
     assert (await client.get("/api/v1/orders", params={"limit": 0})).status_code == 422
     assert (await client.get("/api/v1/orders", params={"limit": 501})).status_code == 422
+    # A well-formed cursor whose number no database integer can hold.
+    huge = base64.urlsafe_b64encode(b"seq:" + b"9" * 23).decode().rstrip("=")
+    response = await client.get("/api/v1/orders", params={"cursor": huge})
+    assert response.status_code == 422
 
 
 async def test_unknown_order_is_a_404_problem(client: httpx.AsyncClient) -> None:
