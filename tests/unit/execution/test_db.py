@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ from execution.config import Settings
 from execution.db import engine_url, open_database
 from execution.migrate import migrate
 from execution.models import accounts
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
+
+from shared.errors import ServiceUnavailableError
 
 
 @pytest.mark.parametrize(
@@ -61,3 +65,54 @@ async def test_concurrent_migrations_open_the_account_once(database_url: str) ->
         for db in dbs:
             await db.dispose()
     assert tuple(rows) == (1, settings.starting_cash)
+
+
+async def test_sqlite_reads_run_on_the_loop_and_busy_ones_on_a_thread(tmp_path: Path) -> None:
+    """A read runs on the event loop's own connection (no thread hop); when SQLite answers
+    busy there, the same read is run again by a reader thread, which may wait."""
+    db = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}"))
+    threads: list[str] = []
+
+    def body(conn: Connection) -> int:
+        threads.append(threading.current_thread().name)
+        if len(threads) == 2:
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
+        return int(conn.execute(text("SELECT 1")).scalar_one())
+
+    try:
+        assert await db.read(body) == 1
+        assert await db.read(body) == 1
+        with pytest.raises(ServiceUnavailableError):  # any other error is not retried
+            await db.read(lambda conn: conn.execute(text("SELECT * FROM no_such_table")))
+    finally:
+        await db.dispose()
+    loop_thread = threading.current_thread().name
+    assert threads[:2] == [loop_thread, loop_thread]
+    assert threads[2].startswith("ledger-reader")
+
+
+async def test_the_sqlite_writer_keeps_its_connection(tmp_path: Path) -> None:
+    """Writes reuse one connection, also after a write that failed and was rolled back."""
+    db = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}"))
+
+    def fail(conn: Connection) -> None:
+        conn.exec_driver_sql("CREATE TABLE t (v TEXT)")
+        raise RuntimeError("boom")
+
+    def driver_id(conn: Connection) -> int:
+        return id(conn.connection.driver_connection)
+
+    try:
+        first = await db.write(driver_id)
+        with pytest.raises(RuntimeError):
+            await db.write(fail)
+        assert await db.write(driver_id) == first
+        # The failed write's table was rolled back with it.
+        tables = await db.read(
+            lambda c: c.execute(text("SELECT name FROM sqlite_master WHERE name = 't'")).all()
+        )
+    finally:
+        await db.dispose()
+    assert tables == []
