@@ -205,15 +205,14 @@ class ServiceClient:
                 retry_after=self.breaker.retry_after(),
             )
         try:
-            # The transport's timeouts bound each phase (connect, each read); this bounds
-            # the sum, so a server trickling its answer cannot hold the caller past its
-            # deadline.
-            async with asyncio.timeout(remaining):
-                if self._native is not None:
-                    answer = await self._native.send(
-                        method, url, params, content, headers, remaining
-                    )
-                else:
+            if self._native is not None:
+                # Bounded whole by aiohttp's total timeout (see `NativePool.send`).
+                answer = await self._native.send(method, url, params, content, headers, remaining)
+            else:
+                # httpx's timeouts bound each phase (connect, each read); this bounds the
+                # sum, so a server trickling its answer cannot hold the caller past its
+                # deadline.
+                async with asyncio.timeout(remaining):
                     response = await self._http.request(
                         method,
                         url,
@@ -222,9 +221,7 @@ class ServiceClient:
                         headers=headers,
                         timeout=remaining,
                     )
-                    answer = Answer(
-                        response.status_code, response.content, response.headers, response
-                    )
+                answer = Answer(response.status_code, response.content, response.headers, response)
         except aiohttp.ClientError as exc:
             # aiohttp's timeouts are also `TimeoutError`s: this clause must come first.
             self.breaker.record_failure()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qs
@@ -43,6 +44,16 @@ class TinyServer:
                 await writer.drain()
             elif self.mode == "hang":
                 await self.release.wait()
+            elif self.mode == "trickle":
+                # Answers, one byte per 50 ms for 10 s: every read arrives in time.
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n")
+                for _ in range(200):
+                    if self.release.is_set():
+                        break
+                    writer.write(b" ")
+                    await writer.drain()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.release.wait(), 0.05)
             elif self.mode == "ok":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
                 await writer.drain()
@@ -156,6 +167,16 @@ async def test_post_without_key_not_retried_after_read_timeout(
     async with tiny_server("hang") as (server, url):
         with pytest.raises(ServiceUnavailableError, match="timed out"):
             await client_for(url).post_json("/trade", {"amount": 1}, timeout=0.2)
+    assert server.requests == 1
+
+
+async def test_a_trickled_answer_is_cut_at_the_deadline(
+    client_for: Callable[[str], ServiceClient],
+) -> None:
+    """A server sending its body a byte at a time cannot hold the caller past its timeout."""
+    async with tiny_server("trickle") as (server, url):
+        with pytest.raises(ServiceUnavailableError, match="timed out"):
+            await client_for(url).post_json("/trade", {"amount": 1}, timeout=0.3)
     assert server.requests == 1
 
 
