@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from shared.bodies import document_bodies
 from shared.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from shared.health import Dependency, health_router
 from shared.problems import UnhandledErrorMiddleware, install_problem_handlers
@@ -40,4 +41,5 @@ def build_app(
     app.include_router(health_router(lambda: dependencies(app), version=VERSION))
     for router in routers:
         app.include_router(router)
+    document_bodies(app)
     return app

@@ -11,15 +11,12 @@ from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.schemas import Order, OrderList, Portfolio, TradeRequest
 from execution.service import TradeService
+from shared.bodies import json_body, read_body
 
 router = APIRouter(prefix="/api/v1", tags=["execution"])
 
 
 # `async def`: FastAPI would run a plain `def` dependency in the thread pool per request.
-async def get_trades(request: Request) -> TradeService:
-    return request.app.state.trades  # type: ignore[no-any-return]
-
-
 async def get_orders(request: Request) -> OrderBook:
     return request.app.state.orders  # type: ignore[no-any-return]
 
@@ -32,7 +29,6 @@ async def get_valuer(request: Request) -> PortfolioValuer:
     return request.app.state.valuer  # type: ignore[no-any-return]
 
 
-TradesDep = Annotated[TradeService, Depends(get_trades)]
 OrdersDep = Annotated[OrderBook, Depends(get_orders)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
@@ -53,6 +49,7 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
     "/trade",
     status_code=201,
     response_model=Order,
+    openapi_extra=json_body(TradeRequest),
     responses={
         422: {"description": "Invalid body, or an Idempotency-Key reused with another body"}
         | _PROBLEM,
@@ -60,11 +57,12 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
         503: {"description": "Risk unreachable: no trade; see Retry-After"} | _PROBLEM,
     },
 )
-async def trade(
-    body: TradeRequest, trades: TradesDep, idempotency_key: IdempotencyKey = None
-) -> Response:
+async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
     """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""
-    answer = await trades.trade(body, idempotency_key)
+    # The hot path: the body read by `read_body`, the service straight from the app's
+    # state rather than through `Depends` (see `shared.bodies`).
+    trades: TradeService = request.app.state.trades
+    answer = await trades.trade(await read_body(request, TradeRequest), idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return Response(
         answer.body, status_code=answer.status_code, media_type="application/json", headers=headers

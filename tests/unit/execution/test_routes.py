@@ -39,6 +39,20 @@ async def test_invalid_trades_are_422_naming_the_field(
     assert risk.requests == []
 
 
+async def test_openapi_documents_the_trade_body(client: httpx.AsyncClient) -> None:
+    """The trade's body (read by `read_body`, not declared) is in the OpenAPI document."""
+    document = (await client.get("/openapi.json")).json()
+    operation = document["paths"]["/api/v1/trade"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/TradeRequest"}
+    assert set(document["components"]["schemas"]["TradeRequest"]["properties"]) == {
+        "symbol",
+        "side",
+        "amount",
+    }
+    assert "idempotency-key" in {p["name"] for p in operation["parameters"]}
+
+
 async def test_malformed_idempotency_key_is_422(client: httpx.AsyncClient) -> None:
     """An Idempotency-Key that is too long or has spaces is refused."""
     for key in ("x" * 256, "has space"):

@@ -124,3 +124,7 @@ async def test_answer_is_the_documented_response(client: httpx.AsyncClient) -> N
     schema = (await client.get("/openapi.json")).json()
     ok = schema["paths"]["/api/v1/approve-trade"]["post"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/ApproveTradeResponse")
+    body = schema["paths"]["/api/v1/approve-trade"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["$ref"].endswith("/ApproveTradeRequest")
+    request_schema = schema["components"]["schemas"]["ApproveTradeRequest"]
+    assert {"symbol", "side", "amount", "current_portfolio"} <= set(request_schema["properties"])

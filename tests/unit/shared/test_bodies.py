@@ -1,0 +1,132 @@
+"""Bodies read by `read_body`: the same 422 problems as a declared body, and documented."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.app import build_app
+from shared.bodies import json_body, read_body
+from shared.problems import PROBLEM_JSON
+
+
+class Wallet(BaseModel):
+    cash: float = Field(ge=0)
+
+
+class Order(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(pattern=r"^[A-Z]+-[A-Z]+$")
+    amount: float = Field(gt=0)
+    wallet: Wallet
+
+
+@asynccontextmanager
+async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def make_app() -> FastAPI:
+    router = APIRouter()
+
+    @router.post("/orders", openapi_extra=json_body(Order))
+    async def orders(request: Request) -> dict[str, Any]:
+        """Echo the order read by `read_body`."""
+        return (await read_body(request, Order)).model_dump()
+
+    @router.post("/declared")
+    async def declared(order: Order) -> dict[str, Any]:
+        """The same model declared the FastAPI way, for comparison."""
+        return order.model_dump()
+
+    return build_app(
+        title="bodies",
+        description="",
+        lifespan=no_lifespan,
+        routers=[router],
+        dependencies=lambda app: [],
+    )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+GOOD = {"symbol": "BTC-USD", "amount": 5.0, "wallet": {"cash": 10.0}}
+
+
+async def test_a_valid_body_is_read(client: httpx.AsyncClient) -> None:
+    response = await client.post("/orders", json=GOOD)
+    assert response.status_code == 200
+    assert response.json() == GOOD
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({**GOOD, "symbol": "btc", "amount": -1}, {"symbol", "amount"}),
+        ({**GOOD, "wallet": {"cash": -1}}, {"wallet.cash"}),
+        ({**GOOD, "extra": 1}, {"extra"}),
+        ({"symbol": "BTC-USD"}, {"amount", "wallet"}),
+        ([1, 2], {"body"}),
+    ],
+)
+async def test_invalid_bodies_are_the_same_422_as_declared_ones(
+    client: httpx.AsyncClient, body: Any, fields: set[str]
+) -> None:
+    """Each offending field is listed under "body", exactly as for a declared body."""
+    answers = [await client.post(path, json=body) for path in ("/orders", "/declared")]
+    found = []
+    for response in answers:
+        assert response.status_code == 422
+        assert response.headers["content-type"].startswith(PROBLEM_JSON)
+        errors = response.json()["errors"]
+        assert all(e["message"] and e["type"] for e in errors)
+        found.append(sorted((e["location"], e["field"]) for e in errors))
+    assert {field for _, field in found[0]} == fields
+    assert found[0] == found[1]
+
+
+@pytest.mark.parametrize("raw", [b'{"symbol":', b"", b"not json"])
+async def test_malformed_json_is_a_422_on_the_body(client: httpx.AsyncClient, raw: bytes) -> None:
+    response = await client.post(
+        "/orders", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert [(e["location"], e["field"]) for e in body["errors"]] == [("body", "body")]
+    assert body["detail"] == "Invalid request: body"
+
+
+async def test_openapi_documents_the_body_with_its_nested_models(
+    client: httpx.AsyncClient,
+) -> None:
+    """The operation's body names the model, and every `$ref` in the document resolves."""
+    document = (await client.get("/openapi.json")).json()
+    body = document["paths"]["/orders"]["post"]["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Order"}
+    schemas = document["components"]["schemas"]
+    assert schemas["Order"]["properties"]["wallet"] == {"$ref": "#/components/schemas/Wallet"}
+    assert set(schemas["Order"]["required"]) == {"symbol", "amount", "wallet"}
+    assert "cash" in schemas["Wallet"]["properties"]
+    assert all(ref.removeprefix("#/components/schemas/") in schemas for ref in _refs(document))
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _refs(value)]
+    return []
