@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any
 
 from risk_management.config import Settings
 from risk_management.inputs import (
@@ -26,8 +26,6 @@ from risk_management.schemas import ApproveTradeRequest, ApproveTradeResponse
 from risk_management.sizing import Constraint, no_price, size_trade
 from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
-
-T = TypeVar("T")
 
 
 class RiskService:
@@ -47,14 +45,16 @@ class RiskService:
         positions = request.current_portfolio.positions
         others = sorted(s for s, q in positions.items() if q > 0 and s != symbol)
         timed_out = PriceReading(None, "timed out")
-        price, regime, other_prices, other_sigmas = await asyncio.gather(
-            _within(read_price(self.market, symbol), timed_out, deadline),
-            _within(self._read_regime(symbol), _regime_timeout(), deadline),
-            asyncio.gather(
-                *(_within(read_price(self.market, s), timed_out, deadline) for s in others)
-            ),
-            asyncio.gather(*(_within(self._read_volatility(s), None, deadline) for s in others)),
+        # One wait with the decision's deadline for every reading (no timer per reading,
+        # no tasks for held symbols when there are none).
+        price, regime, *held = await _all_within(
+            deadline,
+            (read_price(self.market, symbol), timed_out),
+            (self._read_regime(symbol), _regime_timeout()),
+            *((read_price(self.market, s), timed_out) for s in others),
+            *((self._read_volatility(s), None) for s in others),
         )
+        other_prices, other_sigmas = held[: len(others)], held[len(others) :]
         notes = [] if regime.problem is None else [_regime_note(regime.problem)]
         if price.quote is None:
             reason = no_price(symbol, price.problem or "no answer")
@@ -69,7 +69,7 @@ class RiskService:
         sigma = regime.sigma_daily
         sigma_source: VolatilitySource = "regime"
         if sigma is None:
-            sigma = await _within(self._read_volatility(symbol), None, deadline)
+            (sigma,) = await _all_within(deadline, (self._read_volatility(symbol), None))
             sigma_source = "candles"
         sigma, sigma_source = self._or_default(symbol, sigma, sigma_source, notes)
         holdings = {symbol: Holding(positions.get(symbol, 0.0), price.quote.price, sigma)}
@@ -105,13 +105,19 @@ class RiskService:
         return max(sigma, self.settings.min_daily_volatility), source
 
 
-async def _within(call: Awaitable[T], fallback: T, deadline: float) -> T:
-    """`call`'s result, or `fallback` once the decision's deadline has passed."""
+async def _all_within(deadline: float, *calls: tuple[Awaitable[Any], Any]) -> list[Any]:
+    """Each call's result, or its fallback if it is not done by the decision's deadline."""
+    tasks = [asyncio.ensure_future(call) for call, _ in calls]
     try:
-        async with asyncio.timeout_at(deadline):
-            return await call
-    except TimeoutError:
-        return fallback
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait(tasks, timeout=timeout)
+    finally:
+        for task in tasks:
+            task.cancel()  # those still reading; a no-op for the finished ones
+    return [
+        task.result() if task in done else fallback
+        for task, (_, fallback) in zip(tasks, calls, strict=True)
+    ]
 
 
 def _regime_timeout() -> RegimeReading:

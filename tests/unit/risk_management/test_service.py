@@ -118,6 +118,22 @@ async def test_a_price_that_never_comes_is_refused_at_the_deadline(build: Build)
     assert "timed out" in answer.reason
 
 
+async def test_a_cancelled_decision_stops_its_readings(build: Build) -> None:
+    """Cancelling a decision (its caller went away) cancels the reads it started."""
+    service = build(FlakyExchange(), decision_timeout_seconds=30)
+    before = asyncio.all_tasks()
+    decision = asyncio.ensure_future(service.approve(request("HANG-USD")))
+    for _ in range(100):  # loop turns until the decision has started its readers
+        if len(asyncio.all_tasks() - before) > 1:
+            break
+        await asyncio.sleep(0)
+    readers = asyncio.all_tasks() - before - {decision}
+    assert readers
+    decision.cancel()
+    await asyncio.gather(decision, *readers, return_exceptions=True)
+    assert all(task.cancelled() for task in readers)
+
+
 async def test_the_volatility_floor_applies(build: Build) -> None:
     """No asset is risked as calmer than the configured floor."""
     service = build(FlakyExchange(), min_daily_volatility=0.5)
