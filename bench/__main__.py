@@ -44,11 +44,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
-        "--duration", type=float, default=8.0, help="seconds per high-concurrency run"
+        "--duration", type=float, default=6.0, help="seconds per high-concurrency run"
     )
-    parser.add_argument("--c1-duration", type=float, default=5.0, help="seconds per c=1 run")
+    parser.add_argument("--c1-duration", type=float, default=3.0, help="seconds per c=1 run")
     parser.add_argument("--warm", type=float, default=2.0, help="seconds of warm-up per target")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds per target; the best is kept")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds per target: the table keeps the best, a ratio is the median of rounds",
+    )
     parser.add_argument("--only", default="", help="comma list of: bare,real,postgres,stampede")
     parser.add_argument("--profile", action="store_true", help="profile the trade path instead")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,8 @@ class Measured:
     # Errors in the runs of other rounds that `best_of` did not keep: they still count.
     other_errors: int = 0
     rounds: int = 1
+    # Every round's (rps at high concurrency, p50 at c=1), in order, for paired ratios.
+    per_round: tuple[tuple[float, float], ...] = ()
 
     @property
     def errors(self) -> int:
@@ -50,7 +53,9 @@ def best_of(rounds: Sequence[Measured]) -> Measured:
     c1 = min(rounds, key=lambda m: m.c1.p50_ms).c1
     total = sum(m.errors for m in rounds)
     first = rounds[0]
-    return Measured(first.name, first.label, c1, cn, total - c1.errors - cn.errors, len(rounds))
+    per_round = tuple((m.cn.rps, m.c1.p50_ms) for m in rounds)
+    other = total - c1.errors - cn.errors
+    return Measured(first.name, first.label, c1, cn, other, len(rounds), per_round)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class Ratio:
     value: float
     op: str
     limit: float
+    # The ratio of each round, when both sides were measured round by round.
+    rounds: tuple[float, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -72,6 +79,25 @@ def ratio(name: str, num: float, den: float, op: str, limit: float) -> Ratio:
     return Ratio(name, num / den if den else 0.0, op, limit)
 
 
+def paired(name: str, num: Measured, den: Measured, field: int, op: str, limit: float) -> Ratio:
+    """The median of the per-round ratios of `num` to `den` (field 0: rps, 1: p50 at c=1).
+
+    A round measures the target right after its reference, so each round's ratio
+    compares runs that shared the machine's speed at that moment; on a shared machine
+    whose speed drifts by a quarter within minutes (seen on the bench machine), the
+    ratio of two best-of values could pair a fast moment with a slow one. Without
+    rounds on both sides (or with unequal counts): the ratio of the kept values.
+    """
+    kept = (num.cn.rps, num.c1.p50_ms)[field], (den.cn.rps, den.c1.p50_ms)[field]
+    if not num.per_round or len(num.per_round) != len(den.per_round):
+        return ratio(name, *kept, op, limit)
+    each = tuple(
+        a[field] / b[field] if b[field] else 0.0
+        for a, b in zip(num.per_round, den.per_round, strict=True)
+    )
+    return Ratio(name, statistics.median(each), op, limit, each)
+
+
 def ratios(by_name: Mapping[str, Measured]) -> list[Ratio]:
     """The issue's targets, for whichever of the needed targets were measured."""
     out: list[Ratio] = []
@@ -79,17 +105,11 @@ def ratios(by_name: Mapping[str, Measured]) -> list[Ratio]:
     for trade_name in ("trade", "trade-postgres"):
         trade = by_name.get(trade_name)
         if trade and bare:
-            out.append(
-                ratio(f"{trade_name}/bare-chain rps@c32", trade.cn.rps, bare.cn.rps, ">=", 0.75)
-            )
-            out.append(
-                ratio(f"{trade_name}/bare-chain p50@c1", trade.c1.p50_ms, bare.c1.p50_ms, "<=", 1.5)
-            )
+            out.append(paired(f"{trade_name}/bare-chain rps@c32", trade, bare, 0, ">=", 0.75))
+            out.append(paired(f"{trade_name}/bare-chain p50@c1", trade, bare, 1, "<=", 1.5))
     price = by_name.get("price")
     if price and hello:
-        out.append(
-            ratio("price(cached)/hello-world rps@c32", price.cn.rps, hello.cn.rps, ">=", 0.5)
-        )
+        out.append(paired("price(cached)/hello-world rps@c32", price, hello, 0, ">=", 0.5))
     return out
 
 
@@ -136,6 +156,7 @@ def ratio_lines(checks: Sequence[Ratio]) -> str:
     return "\n".join(
         f"{r.name:<40} {r.value:6.2f}  (target {r.op} {r.limit:g})  "
         f"{'PASS' if r.passed else 'FAIL'}"
+        + (f"  median of rounds {', '.join(f'{v:.2f}' for v in r.rounds)}" if r.rounds else "")
         for r in checks
     )
 
@@ -192,6 +213,7 @@ def results_json(
                 "name": m.name,
                 "label": m.label,
                 "rounds": m.rounds,
+                "per_round": [{"rps": rps, "p50_c1_ms": p50} for rps, p50 in m.per_round],
                 "errors": m.errors,
                 "c1": m.c1.to_json(),
                 "cn": m.cn.to_json(),
@@ -202,6 +224,7 @@ def results_json(
             {
                 "name": r.name,
                 "value": round(r.value, 3),
+                "rounds": [round(v, 3) for v in r.rounds],
                 "op": r.op,
                 "limit": r.limit,
                 "pass": r.passed,

@@ -128,10 +128,11 @@ def measure_rounds(
     cfg: RunConfig,
     say: Callable[[str], None],
 ) -> list[Measured]:
-    """Warm every target, then measure them in turn, `cfg.rounds` times; keep the best round.
+    """Warm every target, then measure them in turn, `cfg.rounds` times.
 
-    Interleaving puts a target and its reference close in time, so the ratios compare
-    runs that shared the machine's conditions.
+    The table keeps each target's best round. Interleaving puts a target right after its
+    reference in every round, so each round's ratio compares runs that shared the
+    machine's conditions; the reported ratio is the median of those (`report.paired`).
     """
     warm_errors = {t.name: warm(driver, t, cfg, say) for t in group}
     rounds: dict[str, list[Measured]] = {t.name: [] for t in group}

@@ -115,3 +115,38 @@ def test_cpu_lines_total_each_targets_processes() -> None:
     assert "trade" in text
     assert "1.75 ms  (gateway 0.25, execution 1.50)" in text
     assert "hello-world" not in text
+
+
+def rounds_of(name: str, *runs: tuple[float, float]) -> Measured:
+    """A target measured in rounds of (rps, p50 at c=1), as `best_of` keeps them."""
+    return best_of([target(name, rps, p50) for rps, p50 in runs])
+
+
+def test_ratios_pair_each_round_with_its_reference() -> None:
+    """A ratio is the median of per-round ratios, not the ratio of two best rounds: a fast
+    moment of the reference is not held against a slow moment of the target."""
+    by_name = {
+        # The machine was fast for the reference's run of round 1 only.
+        "bare-chain": rounds_of("bare-chain", (1000, 1.0), (600, 2.0), (620, 2.0)),
+        "trade": rounds_of("trade", (700, 1.2), (510, 2.6), (560, 2.2)),
+    }
+    checks = {r.name: r for r in ratios(by_name)}
+    rps = checks["trade/bare-chain rps@c32"]
+    assert rps.rounds == pytest.approx((0.7, 0.85, 560 / 620))
+    assert rps.value == pytest.approx(0.85)
+    assert rps.passed  # best over best: 700 / 1000 = 0.7
+    p50 = checks["trade/bare-chain p50@c1"]
+    assert p50.value == pytest.approx(1.2)
+    assert p50.rounds == pytest.approx((1.2, 1.3, 1.1))
+
+
+def test_ratios_without_matching_rounds_use_the_kept_values() -> None:
+    """Unequal round counts cannot be paired: the kept (best) values are compared."""
+    by_name = {
+        "bare-chain": rounds_of("bare-chain", (1000, 1.0), (600, 2.0)),
+        "trade": rounds_of("trade", (700, 1.6)),
+    }
+    checks = {r.name: r for r in ratios(by_name)}
+    assert checks["trade/bare-chain rps@c32"].value == pytest.approx(0.7)
+    assert checks["trade/bare-chain rps@c32"].rounds == ()
+    assert checks["trade/bare-chain p50@c1"].value == pytest.approx(1.6)
