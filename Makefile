@@ -49,8 +49,9 @@ compose-check:
 	$(COMPOSE_VENV)/bin/docker-compose -f docker-compose.yml config -q
 	@echo "docker-compose.yml: valid"
 
+# `make bench ARGS="--postgres"` passes options to `python -m bench` (see --help).
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 # Re-resolve the pinned versions after changing dependencies in pyproject.toml.
 lock:

@@ -244,21 +244,22 @@ def _read(engine: Engine, body: Body[T]) -> T:
 
 
 def _run_batch(conn: Connection, bodies: Sequence[Body[Any]]) -> list[Outcome]:
-    # The transaction is the driver's own (BEGIN IMMEDIATE and COMMIT sent on it), not a
-    # "begin" engine event nor `exec_driver_sql`: any connection event makes SQLAlchemy
-    # dispatch its (empty) execute events around every statement (~50 us per trade), and
-    # a statement through SQLAlchemy costs ~25 us more than on the driver. In the
-    # driver's autocommit mode SQLAlchemy's own begin sends nothing, so a body may still
-    # use `conn.execute`; its commit or rollback then ends the driver's transaction too.
+    # BEGIN IMMEDIATE on the driver, not through a "begin" engine event nor
+    # `exec_driver_sql`: any connection event makes SQLAlchemy dispatch its (empty)
+    # execute events around every statement (~50 us per trade), and a statement through
+    # SQLAlchemy costs ~25 us more. `conn.begin()` then tells SQLAlchemy a transaction is
+    # open (in the driver's autocommit mode it sends nothing), so a body that begins its
+    # own, like Alembic's migration, joins this one instead of committing it early.
     driver = conn.connection.driver_connection
     assert driver is not None
     driver.execute("BEGIN IMMEDIATE")
+    conn.begin()
     try:
         if len(bodies) == 1:  # alone: no savepoint needed to fail alone
             try:
                 outcomes: list[Outcome] = [(True, bodies[0](conn))]
             except Exception as exc:
-                driver.rollback()
+                conn.rollback()
                 return [(False, exc)]
         else:
             outcomes = []
@@ -270,13 +271,10 @@ def _run_batch(conn: Connection, bodies: Sequence[Body[Any]]) -> list[Outcome]:
                     driver.execute("ROLLBACK TO body")
                     outcomes.append((False, exc))
                 driver.execute("RELEASE body")
-        driver.commit()
+        conn.commit()
     except BaseException:
-        driver.rollback()
+        conn.rollback()
         raise
-    finally:
-        if conn.in_transaction():  # a body's `conn.execute` began SQLAlchemy's
-            conn.rollback()  # nothing left to roll back on the driver: state only
     return outcomes
 
 
