@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from shared.bodies import document_bodies
 from shared.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from shared.health import Dependency, health_router
+from shared.openapi import install_openapi
 from shared.problems import UnhandledErrorMiddleware, install_problem_handlers
 from shared.tracing import TraceMiddleware
 
@@ -41,5 +41,5 @@ def build_app(
     app.include_router(health_router(lambda: dependencies(app), version=VERSION))
     for router in routers:
         app.include_router(router)
-    document_bodies(app)
+    install_openapi(app)
     return app

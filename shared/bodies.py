@@ -4,9 +4,9 @@ A declared body (`body: Model`) has FastAPI decode the JSON with the standard li
 then validate the dict through its dependency machinery; `Model.model_validate_json` on
 the raw bytes does both in Rust. Measured on the trade path's two POSTs: ~50 us less
 CPU per request on the bench machine. An endpoint takes the `Request`, calls
-`read_body`, and declares `openapi_extra=json_body(Model)`; `document_bodies` (called by
-`build_app`) puts those models in the OpenAPI components, so the document shows the same
-schema. Errors are FastAPI's `RequestValidationError`, located under "body" as FastAPI
+`read_body`, and declares `openapi_extra=json_body(Model)`; `add_body_schemas` (applied by
+`shared.openapi`) puts those models in the OpenAPI components, so the document shows the
+same schema. Errors are FastAPI's `RequestValidationError`, located under "body" as FastAPI
 locates them, so they become the same 422 problem+json.
 """
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 REF = "#/components/schemas/{model}"
-# The models named by `json_body`, by schema name, for `document_bodies`.
+# The models named by `json_body`, by schema name, for `add_body_schemas`.
 _MODELS: dict[str, type[BaseModel]] = {}
 
 
@@ -41,32 +41,26 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def document_bodies(app: FastAPI) -> None:
-    """Have `app`'s OpenAPI document define the models its routes name with `json_body`."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        document = build()
-        schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        for name in _named_bodies(document):
-            schema = _MODELS[name].model_json_schema(ref_template=REF)
-            schemas.update(schema.pop("$defs", {}))
-            schemas[name] = schema
-        app.openapi_schema = document
-        return document
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def add_body_schemas(document: dict[str, Any]) -> None:
+    """Define, in an OpenAPI document's components, the models its routes name with
+    `json_body` (and the models they nest); such a route may answer 422."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for operation, name in _named_bodies(document):
+        schema = _MODELS[name].model_json_schema(ref_template=REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+        invalid = {"description": "Invalid body: `errors` names each field"}
+        operation.setdefault("responses", {}).setdefault("422", invalid)
 
 
-def _named_bodies(document: dict[str, Any]) -> set[str]:
-    names = set()
+def _named_bodies(document: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """(operation, model name) of each operation whose body `json_body` declared."""
+    found = []
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             content = operation.get("requestBody", {}).get("content", {})
             ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
             name = ref.rsplit("/", 1)[-1]
             if name in _MODELS:
-                names.add(name)
-    return names
+                found.append((operation, name))
+    return found

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +26,32 @@ _RESERVED = frozenset(
     {"type", "type_", "title", "status", "detail", "instance", "trace_id", "headers", "request"}
 )
 log = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """One offending input of a 422."""
+
+    field: str = Field(examples=["amount"])
+    location: str = Field(description="body, query, path or header", examples=["body"])
+    message: str = Field(examples=["Input should be greater than 0"])
+    type: str = Field(examples=["greater_than"])
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457 problem details), as every service sends them.
+
+    Errors may carry more members (`retry_after`, `upstream_status`, `order_id`, ...).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str = Field(examples=["Unprocessable Content"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["Invalid request: amount"])
+    instance: str = Field(description="The request's path", examples=["/api/v1/trade"])
+    trace_id: str | None = Field(examples=["4bf92f3577b34da6a3ce929d0e0e4736"])
+    errors: list[FieldError] | None = Field(default=None, description="422: each field")
 
 
 def problem_response(

@@ -61,8 +61,9 @@ async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Res
     """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""
     # The hot path: the body read by `read_body`, the service straight from the app's
     # state rather than through `Depends` (see `shared.bodies`).
+    body = await read_body(request, TradeRequest)
     trades: TradeService = request.app.state.trades
-    answer = await trades.trade(await read_body(request, TradeRequest), idempotency_key)
+    answer = await trades.trade(body, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return Response(
         answer.body, status_code=answer.status_code, media_type="application/json", headers=headers

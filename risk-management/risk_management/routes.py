@@ -21,7 +21,8 @@ async def approve_trade(request: Request) -> Response:
     """Size a trade against regime, position, cash/holdings, VaR and minimum-order limits."""
     # The hot path: the body read by `read_body`, the service straight from the app's
     # state rather than through `Depends` (see `shared.bodies`).
+    body = await read_body(request, ApproveTradeRequest)
     service: RiskService = request.app.state.risk
-    answer = await service.approve(await read_body(request, ApproveTradeRequest))
+    answer = await service.approve(body)
     # Serialised here: FastAPI would first revalidate the model the service just built.
     return Response(answer.model_dump_json().encode(), media_type="application/json")
