@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -11,9 +10,9 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.app import build_app
 from shared.bodies import json_body, read_body
 from shared.problems import PROBLEM_JSON
+from tests.unit.shared.apps import app_with, client_of
 
 
 class Wallet(BaseModel):
@@ -26,11 +25,6 @@ class Order(BaseModel):
     symbol: str = Field(pattern=r"^[A-Z]+-[A-Z]+$")
     amount: float = Field(gt=0)
     wallet: Wallet
-
-
-@asynccontextmanager
-async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
 
 
 def make_app() -> FastAPI:
@@ -46,19 +40,12 @@ def make_app() -> FastAPI:
         """The same model declared the FastAPI way, for comparison."""
         return order.model_dump()
 
-    return build_app(
-        title="bodies",
-        description="",
-        lifespan=no_lifespan,
-        routers=[router],
-        dependencies=lambda app: [],
-    )
+    return app_with(router)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_of(make_app()) as client:
         yield client
 
 

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 
-from shared.app import build_app
 from shared.problems import PROBLEM_JSON
 from shared.tracing import TRACE_HEADER
+from tests.unit.shared.apps import app_with, client_of
 
 LIMIT = 1000
-
-
-@asynccontextmanager
-async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
 
 
 def make_app() -> FastAPI:
@@ -30,20 +24,12 @@ def make_app() -> FastAPI:
         """Say how many bytes arrived."""
         return {"received": len(await request.body())}
 
-    return build_app(
-        title="t",
-        description="t",
-        lifespan=no_lifespan,
-        routers=[router],
-        dependencies=lambda app: [],
-        max_body_bytes=LIMIT,
-    )
+    return app_with(router, max_body_bytes=LIMIT)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_of(make_app()) as client:
         yield client
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.app import VERSION, build_app
+from shared.app import VERSION
 from shared.breaker import CircuitBreaker
 from shared.health import (
     CheckFn,
@@ -22,6 +20,7 @@ from shared.health import (
     breaker_check,
     health_router,
 )
+from tests.unit.shared.apps import app_with, client_of
 from tests.unit.shared.fakes import FakeClock
 
 
@@ -41,26 +40,13 @@ async def hanging() -> CheckResult:
     raise AssertionError("unreachable")
 
 
-@asynccontextmanager
-async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-
-
 async def get_health(app: FastAPI) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_of(app) as client:
         return await client.get("/health")
 
 
 async def health_of(*deps: Dependency) -> tuple[int, dict[str, Any]]:
-    app = build_app(
-        title="t",
-        description="t",
-        lifespan=no_lifespan,
-        routers=[],
-        dependencies=lambda app: list(deps),
-    )
-    response = await get_health(app)
+    response = await get_health(app_with(dependencies=lambda app: list(deps)))
     return response.status_code, response.json()
 
 

@@ -10,11 +10,11 @@ import pytest
 from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel
 
-from shared.app import build_app
 from shared.bodies import json_body, read_body
 from shared.errors import NotFoundError
 from shared.problems import PROBLEM_JSON, Problem
-from tests.unit.shared.test_bodies import Order, no_lifespan
+from tests.unit.shared.apps import app_with, client_of
+from tests.unit.shared.test_bodies import Order
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -41,19 +41,12 @@ def make_app() -> FastAPI:
         """An error response with a schema of its own."""
         return Report(ok=True)
 
-    return build_app(
-        title="openapi",
-        description="",
-        lifespan=no_lifespan,
-        routers=[router],
-        dependencies=lambda app: [],
-    )
+    return app_with(router)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_of(make_app()) as client:
         yield client
 
 

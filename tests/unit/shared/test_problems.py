@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
@@ -11,7 +10,6 @@ import pytest
 from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel, Field
 
-from shared.app import build_app
 from shared.errors import (
     CircuitOpenError,
     ConflictError,
@@ -22,6 +20,7 @@ from shared.errors import (
 )
 from shared.problems import PROBLEM_JSON
 from shared.tracing import TRACE_HEADER
+from tests.unit.shared.apps import app_with, client_of
 
 MEMBERS = {"type", "title", "status", "detail", "instance", "trace_id"}
 
@@ -29,11 +28,6 @@ MEMBERS = {"type", "title", "status", "detail", "instance", "trace_id"}
 class Order(BaseModel):
     symbol: str = Field(pattern=r"^[A-Z]+-[A-Z]+$")
     amount: float = Field(gt=0)
-
-
-@asynccontextmanager
-async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
 
 
 def make_app() -> FastAPI:
@@ -79,19 +73,12 @@ def make_app() -> FastAPI:
         """Fail unexpectedly with a secret in the message."""
         raise RuntimeError("secret-password-in-message")
 
-    return build_app(
-        title="t",
-        description="t",
-        lifespan=no_lifespan,
-        routers=[router],
-        dependencies=lambda app: [],
-    )
+    return app_with(router)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_of(make_app()) as client:
         yield client
 
 

@@ -7,14 +7,13 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from shared.app import build_app
 from shared.tracing import TRACE_HEADER, TraceIdFilter, current_trace_id, new_trace_id
+from tests.unit.shared.apps import app_with, client_of
 
 NEW_ID = re.compile(r"^[0-9a-f]{32}$")
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -33,11 +32,6 @@ class Capture(logging.Handler):
         self.records.append(record)
 
 
-@asynccontextmanager
-async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-
-
 def make_app() -> FastAPI:
     router = APIRouter()
 
@@ -50,19 +44,12 @@ def make_app() -> FastAPI:
         log.info("handled")
         return {"before": before, "after": current_trace_id()}
 
-    return build_app(
-        title="t",
-        description="t",
-        lifespan=no_lifespan,
-        routers=[router],
-        dependencies=lambda app: [],
-    )
+    return app_with(router)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_of(make_app()) as client:
         yield client
 
 
