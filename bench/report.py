@@ -35,6 +35,8 @@ class Measured:
     rounds: int = 1
     # Every round's (rps at high concurrency, p50 at c=1), in order, for paired ratios.
     per_round: tuple[tuple[float, float], ...] = ()
+    # Targets measured in one `measure_rounds` call share it: only they pair by round.
+    session: int = 0
 
     @property
     def errors(self) -> int:
@@ -86,10 +88,11 @@ def paired(name: str, num: Measured, den: Measured, field: int, op: str, limit: 
     compares runs that shared the machine's speed at that moment; on a shared machine
     whose speed drifts by a quarter within minutes (seen on the bench machine), the
     ratio of two best-of values could pair a fast moment with a slow one. Without
-    rounds on both sides (or with unequal counts): the ratio of the kept values.
+    rounds on both sides in the same session (PostgreSQL's trade path runs after the
+    bare chain was stopped): the ratio of the kept values.
     """
     kept = (num.cn.rps, num.c1.p50_ms)[field], (den.cn.rps, den.c1.p50_ms)[field]
-    if not num.per_round or len(num.per_round) != len(den.per_round):
+    if num.session != den.session or not num.per_round or len(num.per_round) != len(den.per_round):
         return ratio(name, *kept, op, limit)
     each = tuple(
         a[field] / b[field] if b[field] else 0.0

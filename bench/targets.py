@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,6 +12,7 @@ from bench.report import Measured, best_of
 from bench.stack import Server
 
 SYMBOL = "BTC-USD"
+_SESSIONS = itertools.count(1)
 # Buys and sells alternate, the sells smaller, so a long run neither drains cash nor
 # sells more than it holds.
 TRADE_BODIES: tuple[dict[str, Any], ...] = (
@@ -141,7 +143,9 @@ def measure_rounds(
         for target in group:
             rounds[target.name].append(measure(driver, target, cfg, say))
     out = []
+    session = next(_SESSIONS)
     for target in group:
         best = best_of(rounds[target.name])
-        out.append(replace(best, other_errors=best.other_errors + warm_errors[target.name]))
+        errors = best.other_errors + warm_errors[target.name]
+        out.append(replace(best, other_errors=errors, session=session))
     return out

@@ -7,7 +7,8 @@ CPU per request on the bench machine. An endpoint takes the `Request`, calls
 `read_body`, and declares `openapi_extra=json_body(Model)`; `add_body_schemas` (applied by
 `shared.openapi`) puts those models in the OpenAPI components, so the document shows the
 same schema. Errors are FastAPI's `RequestValidationError`, located under "body" as FastAPI
-locates them, so they become the same 422 problem+json.
+locates them, so they become the same 422 problem+json. Left as it is: JSON with a
+byte-order mark or in UTF-16 is refused (422), where FastAPI's decoder accepted it.
 """
 
 from __future__ import annotations
@@ -17,15 +18,27 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 M = TypeVar("M", bound=BaseModel)
+_APP = "application/"
 REF = "#/components/schemas/{model}"
 # The models named by `json_body`, by schema name, for `add_body_schemas`.
 _MODELS: dict[str, type[BaseModel]] = {}
 
 
 async def read_body(request: Request, model: type[M]) -> M:
-    """The request's JSON body as `model`, or a 422 listing what was wrong."""
+    """The request's JSON body as `model`, or a 422 listing what was wrong.
+
+    The body must be declared JSON (`application/json` or `application/*+json`), as
+    FastAPI requires of declared bodies; anything else is a 415. Without that, a web page
+    could post a trade with a plain form or `text/plain`, which browsers send to other
+    sites without asking first (no CORS preflight).
+    """
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not (media == "application/json" or (_APP in media and media.endswith("+json"))):
+        got = f"got {media!r}" if media else "none was given"
+        raise HTTPException(415, f"Content-Type must be application/json ({got})")
     raw = await request.body()
     try:
         return model.model_validate_json(raw)
@@ -49,12 +62,17 @@ def add_body_schemas(document: dict[str, Any]) -> None:
         schema = _MODELS[name].model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[name] = schema
-        invalid = {"description": "Invalid body: `errors` names each field"}
-        operation.setdefault("responses", {}).setdefault("422", invalid)
+        responses = operation.setdefault("responses", {})
+        responses.setdefault("415", {"description": "The body is not declared JSON"})
+        responses.setdefault("422", {"description": "Invalid body: `errors` names each field"})
 
 
 def _named_bodies(document: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
-    """(operation, model name) of each operation whose body `json_body` declared."""
+    """(operation, model name) of each operation whose body `json_body` declared.
+
+    Schema names are bare class names, as FastAPI's own are: two body models of one
+    name in one service would share an entry (none do).
+    """
     found = []
     for operations in document.get("paths", {}).values():
         for operation in operations.values():

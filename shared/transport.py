@@ -13,6 +13,7 @@ cost about three times aiohttp's own work per call on the trade path.
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ class NativePool:
             url,
             data=content,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=total_timeout(timeout),
             allow_redirects=False,
         ) as response:
             return Answer(response.status, await response.read(), response.headers, None)
@@ -109,6 +110,12 @@ class NativePool:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def total_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """`seconds` for the whole call, exactly: aiohttp would round a timeout of 5 s or more
+    up to the next whole second of the loop's clock (its `ceil_threshold`)."""
+    return aiohttp.ClientTimeout(total=seconds, ceil_threshold=math.inf)
 
 
 @dataclass(frozen=True, slots=True)

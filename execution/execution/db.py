@@ -88,7 +88,8 @@ class Database:
             raise _unavailable(exc) from exc
 
     async def read(self, body: Body[T]) -> T:
-        """Run `body`, which must be one statement that only reads (autocommit)."""
+        """Run `body`, which must be one statement that only reads (autocommit) and
+        consume its result (an unread result would hold a snapshot open)."""
         try:
             return await self._read(body)
         except _UNAVAILABLE as exc:
@@ -167,41 +168,52 @@ class SqliteDatabase(Database):
         )
         self._readers = WorkerThreads(size, "ledger-reader")
         self._loop_reader: Connection | None = None  # the event loop's own
+        self._opening = asyncio.Lock()
+        self._disposed = False
 
     async def _write(self, body: Body[T]) -> T:
         return await self._writer.call(body)  # type: ignore[no-any-return]
 
     async def _read(self, body: Body[T]) -> T:
-        conn = self._loop_reader
-        if conn is None:
-            # Opened off the loop: a new connection may wait to switch a new file to WAL.
-            conn = await asyncio.to_thread(self._open_loop_reader)
+        conn = self._loop_reader or await self._open_loop_reader()
         try:
             return body(conn)
         except (sqlite3.OperationalError, OperationalError) as exc:
             if not _busy(exc):
                 raise
         finally:
-            if conn.in_transaction():  # SQLAlchemy's autobegin; no BEGIN was sent
+            if conn.invalidated:  # it broke: the next read opens a fresh one
+                self._loop_reader = None
+            elif conn.in_transaction():  # SQLAlchemy's autobegin; no BEGIN was sent
                 conn.rollback()
         return await self._readers.call(functools.partial(_read, self.engine, body))  # type: ignore[no-any-return]
 
-    def _open_loop_reader(self) -> Connection:
-        conn = self._loop_reader
-        if conn is None:
-            conn = self.engine.connect()
-            # Busy is answered at once, never waited for on the loop (see the module doc).
-            conn.exec_driver_sql("PRAGMA busy_timeout = 0")
-            conn.rollback()
-            self._loop_reader = conn
+    async def _open_loop_reader(self) -> Connection:
+        async with self._opening:  # one connection, however many reads wait for it
+            if self._loop_reader is None:
+                if self._disposed:
+                    raise RuntimeError("the ledger database was disposed")
+                # Off the loop: a new connection may wait to switch a new file to WAL.
+                self._loop_reader = await asyncio.to_thread(self._connect_without_waiting)
+            return self._loop_reader
+
+    def _connect_without_waiting(self) -> Connection:
+        conn = self.engine.connect()
+        # Out of the pool for good: its busy timeout of 0 must never reach a thread that
+        # is meant to wait (the readers' fallback, the writer).
+        conn.detach()
+        conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+        conn.rollback()
         return conn
 
     async def dispose(self) -> None:
+        self._disposed = True
         await self._writer.shutdown()
         await self._readers.shutdown()
-        for conn in (self._loop_reader, self._writer_conn):
-            if conn is not None:
-                conn.invalidate()  # closed, not pooled: its settings were its own
+        if self._loop_reader is not None:
+            self._loop_reader.close()  # detached: closing it closes the connection
+        if self._writer_conn is not None:
+            self._writer_conn.invalidate()
         self._loop_reader = self._writer_conn = None
         self.engine.dispose()
 
@@ -230,7 +242,8 @@ class SqliteDatabase(Database):
 def _busy(exc: Exception) -> bool:
     """Whether SQLite answered SQLITE_BUSY ("database is locked"), not a real failure."""
     orig = exc.orig if isinstance(exc, OperationalError) else exc
-    return isinstance(orig, sqlite3.OperationalError) and orig.sqlite_errorcode in _BUSY_CODES
+    # Errors the module raises itself ("Could not decode to UTF-8") carry no code.
+    return getattr(orig, "sqlite_errorcode", None) in _BUSY_CODES
 
 
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY})
@@ -250,7 +263,7 @@ def _run_batch(conn: Connection, bodies: Sequence[Body[Any]]) -> list[Outcome]:
     # SQLAlchemy costs ~25 us more. `conn.begin()` then tells SQLAlchemy a transaction is
     # open (in the driver's autocommit mode it sends nothing), so a body that begins its
     # own, like Alembic's migration, joins this one instead of committing it early.
-    driver = conn.connection.driver_connection
+    driver = conn.connection.dbapi_connection
     assert driver is not None
     driver.execute("BEGIN IMMEDIATE")
     conn.begin()

@@ -170,7 +170,7 @@ def run(
     args = compiled.args(values or {})
     if dialect.name == "sqlite":
         # The pysqlite connection SQLAlchemy's pool handed out, in the same transaction.
-        driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        driver: sqlite3.Connection = conn.connection.dbapi_connection  # type: ignore[assignment]
         rows: list[tuple[Any, ...]] = driver.execute(compiled.sql, args).fetchall()
         return rows
     # asyncpg: prepared once per connection (its statement cache), no row processing.

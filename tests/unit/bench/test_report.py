@@ -150,3 +150,12 @@ def test_ratios_without_matching_rounds_use_the_kept_values() -> None:
     assert checks["trade/bare-chain rps@c32"].value == pytest.approx(0.7)
     assert checks["trade/bare-chain rps@c32"].rounds == ()
     assert checks["trade/bare-chain p50@c1"].value == pytest.approx(1.6)
+
+
+def test_targets_of_different_sessions_are_not_paired() -> None:
+    """Rounds measured at different times (another `measure_rounds`) are not paired."""
+    bare = replace(rounds_of("bare-chain", (1000, 1.0), (600, 2.0)), session=1)
+    trade = replace(rounds_of("trade-postgres", (300, 4.0), (500, 3.0)), session=2)
+    checks = {r.name: r for r in ratios({"bare-chain": bare, "trade-postgres": trade})}
+    assert checks["trade-postgres/bare-chain rps@c32"].value == pytest.approx(0.5)
+    assert checks["trade-postgres/bare-chain rps@c32"].rounds == ()

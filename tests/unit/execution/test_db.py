@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from execution.config import Settings
-from execution.db import engine_url, open_database
+from execution.db import SqliteDatabase, engine_url, open_database
 from execution.migrate import migrate
 from execution.models import accounts
 from sqlalchemy import Connection, func, select, text
@@ -102,7 +102,7 @@ async def test_the_sqlite_writer_keeps_its_connection(tmp_path: Path) -> None:
         raise RuntimeError("boom")
 
     def driver_id(conn: Connection) -> int:
-        return id(conn.connection.driver_connection)
+        return id(conn.connection.dbapi_connection)
 
     try:
         first = await db.write(driver_id)
@@ -116,3 +116,45 @@ async def test_the_sqlite_writer_keeps_its_connection(tmp_path: Path) -> None:
     finally:
         await db.dispose()
     assert tables == []
+
+
+async def test_first_reads_at_once_share_one_loop_connection(tmp_path: Path) -> None:
+    """Reads arriving together at start-up open one loop connection, and its busy timeout
+    of 0 never reaches the pool, whose connections (the fallback, the writer) must wait."""
+    db = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}"))
+    assert isinstance(db, SqliteDatabase)
+
+    def driver(conn: Connection) -> int:
+        conn.execute(text("SELECT 1")).all()
+        return id(conn.connection.dbapi_connection)
+
+    def busy_timeouts() -> list[int]:
+        held = [db.engine.connect() for _ in range(db.engine.pool.size())]  # type: ignore[attr-defined]
+        try:
+            return [int(c.exec_driver_sql("PRAGMA busy_timeout").scalar_one()) for c in held]
+        finally:
+            for conn in held:
+                conn.close()
+
+    try:
+        drivers = await asyncio.gather(*(db.read(driver) for _ in range(20)))
+        timeouts = await asyncio.to_thread(busy_timeouts)
+    finally:
+        await db.dispose()
+    assert len(set(drivers)) == 1
+    assert drivers[0] != id(None)
+    assert set(timeouts) == {30_000}
+
+
+async def test_a_sqlite_error_without_a_code_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+    """An error the driver raises itself (no SQLite code) is a 503, not an AttributeError."""
+    db = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}"))
+
+    def body(conn: Connection) -> None:
+        raise sqlite3.OperationalError("Could not decode to UTF-8 column 'reason'")
+
+    try:
+        with pytest.raises(ServiceUnavailableError):
+            await db.read(body)
+    finally:
+        await db.dispose()

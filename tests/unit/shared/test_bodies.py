@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -93,3 +94,29 @@ async def test_malformed_json_is_a_422_on_the_body(client: httpx.AsyncClient, ra
     body = response.json()
     assert [(e["location"], e["field"]) for e in body["errors"]] == [("body", "body")]
     assert body["detail"] == "Invalid request: body"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None],
+)
+async def test_a_body_not_declared_json_is_415(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    """Only JSON is read: a form or text/plain post (which a browser sends to another
+    site without asking) is refused before the body is looked at."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = await client.post("/orders", content=orjson.dumps(GOOD), headers=headers)
+    assert response.status_code == 415
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    assert "application/json" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/vnd.x+json"]
+)
+async def test_json_media_types_are_read(client: httpx.AsyncClient, content_type: str) -> None:
+    response = await client.post(
+        "/orders", content=orjson.dumps(GOOD), headers={"content-type": content_type}
+    )
+    assert response.status_code == 200

@@ -8,15 +8,23 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qs
 
+import aiohttp
 import httpx
 import orjson
 import pytest
+from aiohttp.helpers import calculate_timeout_when
 from starlette.types import Receive, Scope, Send
 
 from shared.client import RetryPolicy, ServiceClient
 from shared.errors import ServiceUnavailableError, UpstreamClientError
 from shared.tracing import TRACE_HEADER, trace_id_var
-from shared.transport import USER_AGENT, PooledClient, make_http_client, was_sent
+from shared.transport import (
+    USER_AGENT,
+    PooledClient,
+    make_http_client,
+    total_timeout,
+    was_sent,
+)
 from tests.support.servers import free_port, serve_in_thread
 from tests.unit.shared.fakes import FakeClock, FakeSleep
 
@@ -291,3 +299,13 @@ async def test_injected_transport_bypasses_the_native_path() -> None:
         client = ServiceClient("regime_detection", base_url="http://regime", http=http)
         assert await client.get_json("/x", params={"g": 60}) == {"ok": True}
     assert str(seen[0].url) == "http://regime/x?g=60"
+
+
+def test_the_total_timeout_is_not_rounded_up() -> None:
+    """aiohttp rounds timeouts of 5 s or more up to the next whole second: not ours, so a
+    call ends at its deadline (5.9 s is not 6.x s)."""
+    timeout = total_timeout(5.9)
+    assert timeout.total is not None
+    when = calculate_timeout_when(1000.25, timeout.total, timeout.ceil_threshold)
+    assert when == pytest.approx(1006.15)
+    assert calculate_timeout_when(1000.25, 5.9, aiohttp.ClientTimeout().ceil_threshold) == 1007
