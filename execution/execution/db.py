@@ -27,18 +27,18 @@ import asyncio
 import functools
 import logging
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import URL, Connection, create_engine, event
+from sqlalchemy import URL, Connection, create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from execution.config import Settings
+from execution.sqlite import Body, busy, configure, read_with, run_batch
 from execution.threads import Outcome, WorkerThreads
 from shared.errors import ServiceUnavailableError
 
@@ -47,7 +47,6 @@ T = TypeVar("T")
 # errors arrive unwrapped; SQLAlchemy's wrap everything else.
 _UNAVAILABLE = (OperationalError, InterfaceError, OSError, sqlite3.OperationalError)
 log = logging.getLogger(__name__)
-Body = Callable[[Connection], T]
 
 
 def _dump_json(value: Any) -> str:
@@ -158,7 +157,7 @@ class SqliteDatabase(Database):
                 "check_same_thread": False,
             },
         )
-        _configure(self.engine, settings)
+        configure(self.engine, settings)
         self._writer_conn: Connection | None = None  # the writer thread's own
         self._writer = WorkerThreads(
             1,
@@ -179,14 +178,14 @@ class SqliteDatabase(Database):
         try:
             return body(conn)
         except (sqlite3.OperationalError, OperationalError) as exc:
-            if not _busy(exc):
+            if not busy(exc):
                 raise
         finally:
             if conn.invalidated:  # it broke: the next read opens a fresh one
                 self._loop_reader = None
             elif conn.in_transaction():  # SQLAlchemy's autobegin; no BEGIN was sent
                 conn.rollback()
-        return await self._readers.call(functools.partial(_read, self.engine, body))  # type: ignore[no-any-return]
+        return await self._readers.call(functools.partial(read_with, self.engine, body))  # type: ignore[no-any-return]
 
     async def _open_loop_reader(self) -> Connection:
         async with self._opening:  # one connection, however many reads wait for it
@@ -231,95 +230,9 @@ class SqliteDatabase(Database):
         conn = self._writer_conn or self.engine.connect()
         self._writer_conn = None
         try:
-            outcomes = _run_batch(conn, bodies)
+            outcomes = run_batch(conn, bodies)
         except BaseException:
             conn.invalidate()
             raise
         self._writer_conn = conn
         return outcomes
-
-
-def _busy(exc: Exception) -> bool:
-    """Whether SQLite answered SQLITE_BUSY ("database is locked"), not a real failure."""
-    orig = exc.orig if isinstance(exc, OperationalError) else exc
-    # Errors the module raises itself ("Could not decode to UTF-8") carry no code.
-    return getattr(orig, "sqlite_errorcode", None) in _BUSY_CODES
-
-
-_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY})
-
-
-def _read(engine: Engine, body: Body[T]) -> T:
-    # Reads are single statements (see `Database.read`), each its own snapshot in the
-    # driver's autocommit mode: no BEGIN around them.
-    with engine.connect() as conn:
-        return body(conn)
-
-
-def _run_batch(conn: Connection, bodies: Sequence[Body[Any]]) -> list[Outcome]:
-    # BEGIN IMMEDIATE on the driver, not through a "begin" engine event nor
-    # `exec_driver_sql`: any connection event makes SQLAlchemy dispatch its (empty)
-    # execute events around every statement (~50 us per trade), and a statement through
-    # SQLAlchemy costs ~25 us more. `conn.begin()` then tells SQLAlchemy a transaction is
-    # open (in the driver's autocommit mode it sends nothing), so a body that begins its
-    # own, like Alembic's migration, joins this one instead of committing it early.
-    driver = conn.connection.dbapi_connection
-    assert driver is not None
-    driver.execute("BEGIN IMMEDIATE")
-    conn.begin()
-    try:
-        if len(bodies) == 1:  # alone: no savepoint needed to fail alone
-            try:
-                outcomes: list[Outcome] = [(True, bodies[0](conn))]
-            except Exception as exc:
-                conn.rollback()
-                return [(False, exc)]
-        else:
-            outcomes = []
-            for body in bodies:
-                driver.execute("SAVEPOINT body")
-                try:
-                    outcomes.append((True, body(conn)))
-                except Exception as exc:
-                    driver.execute("ROLLBACK TO body")
-                    outcomes.append((False, exc))
-                driver.execute("RELEASE body")
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    return outcomes
-
-
-def _configure(engine: Engine, settings: Settings) -> None:
-    """WAL (readers never block the writer), the chosen fsync level, no implicit BEGIN."""
-    busy_ms = int(settings.sqlite_busy_timeout_seconds * 1000)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # The driver's implicit transactions would defeat BEGIN IMMEDIATE: turn them off.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        _enable_wal(cursor, settings.sqlite_busy_timeout_seconds)
-        cursor.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
-        cursor.close()
-
-
-def _enable_wal(cursor: Any, timeout: float) -> None:
-    """Switch a new database file to WAL; a no-op once it is (WAL is stored in the file).
-
-    The switch needs the file to itself and SQLite answers "database is locked" at once,
-    without its busy handler, when another process opens the new file at the same moment
-    (replicas starting together), so retry within the busy timeout. This runs on the
-    ledger's worker threads, never on the event loop.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() == "wal":
-                return
-        except sqlite3.OperationalError:
-            if time.monotonic() >= deadline:
-                raise
-        time.sleep(0.01)  # another connection holds the new file; it is ours in a moment
