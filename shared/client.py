@@ -21,7 +21,7 @@ import orjson
 from shared.breaker import CircuitBreaker
 from shared.discovery import service_url
 from shared.errors import CircuitOpenError, ServiceUnavailableError, UpstreamClientError
-from shared.retry import AttemptError, RetryPolicy
+from shared.retry import AttemptError, RetryPolicy, transport_failure
 from shared.settings import CommonSettings
 from shared.tracing import TRACE_HEADER, trace_id_var
 from shared.transport import Answer, PooledClient, aiohttp_was_sent, make_http_client, was_sent
@@ -225,15 +225,12 @@ class ServiceClient:
         except aiohttp.ClientError as exc:
             # aiohttp's timeouts are also `TimeoutError`s: this clause must come first.
             self.breaker.record_failure()
-            raise self._transport_failure(
-                type(exc).__name__, aiohttp_was_sent(exc), isinstance(exc, TimeoutError), idempotent
-            ) from exc
+            sent, timed_out = aiohttp_was_sent(exc), isinstance(exc, TimeoutError)
+            raise transport_failure(name, exc, sent, timed_out, idempotent) from exc
         except httpx.TransportError as exc:
             self.breaker.record_failure()
             timed_out = isinstance(exc, httpx.TimeoutException)
-            raise self._transport_failure(
-                type(exc).__name__, was_sent(exc), timed_out, idempotent
-            ) from exc
+            raise transport_failure(name, exc, was_sent(exc), timed_out, idempotent) from exc
         except TimeoutError as exc:
             # The whole attempt ran out of time; the request may have been sent.
             self.breaker.record_failure()
@@ -249,38 +246,10 @@ class ServiceClient:
                 name,
                 f"{name} answered {status}",
                 retryable=idempotent and status in RETRYABLE_STATUSES,
-                retry_after=_retry_after(answer),
+                retry_after=answer.retry_after(),
                 extra={"upstream_status": status},
             )
         self.breaker.record_success()
         if status >= 400:
-            raise UpstreamClientError(name, status, _detail(answer), body=_body(answer))
+            raise UpstreamClientError(name, status, answer.detail(), body=answer.decoded())
         return answer
-
-    def _transport_failure(
-        self, error: str, sent: bool, timed_out: bool, idempotent: bool
-    ) -> AttemptError:
-        name = self.service_name
-        kind = "unreachable" if not sent else "timed out" if timed_out else "failed"
-        return AttemptError(name, f"{name} {kind}: {error}", retryable=idempotent or not sent)
-
-
-def _retry_after(answer: Answer) -> float | None:
-    try:
-        return float(answer.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
-def _body(answer: Answer) -> Any:
-    try:
-        return orjson.loads(answer.body)
-    except orjson.JSONDecodeError:
-        return answer.body.decode("utf-8", errors="replace")
-
-
-def _detail(answer: Answer) -> str:
-    body = _body(answer)
-    if isinstance(body, dict) and isinstance(body.get("detail"), str):
-        return str(body["detail"])
-    return f"answered {answer.status}"

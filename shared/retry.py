@@ -51,6 +51,15 @@ class AttemptError(ServiceUnavailableError):
         self.retryable = retryable
 
 
+def transport_failure(
+    service: str, error: BaseException, sent: bool, timed_out: bool, idempotent: bool
+) -> AttemptError:
+    """An attempt that got no answer: retryable if idempotent, or if nothing was sent."""
+    kind = "unreachable" if not sent else "timed out" if timed_out else "failed"
+    detail = f"{service} {kind}: {type(error).__name__}"
+    return AttemptError(service, detail, retryable=idempotent or not sent)
+
+
 class _StopAtDeadline(stop_base):
     """Stop when the next backoff would end past the call's deadline."""
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
+import orjson
 from httpx_aiohttp import AiohttpTransport
 
 # Below uvicorn's 5 s keep-alive, so the pool never reuses a connection the server is
@@ -126,6 +127,27 @@ class Answer:
     body: bytes
     headers: Mapping[str, str]
     response: httpx.Response | None
+
+    def retry_after(self) -> float | None:
+        """The `Retry-After` seconds the server asked for, if any."""
+        try:
+            return float(self.headers["Retry-After"])
+        except (KeyError, ValueError):
+            return None
+
+    def decoded(self) -> Any:
+        """The body as JSON, or as text when it is not JSON."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return self.body.decode("utf-8", errors="replace")
+
+    def detail(self) -> str:
+        """What the server said went wrong (a problem's `detail`), or its status."""
+        body = self.decoded()
+        if isinstance(body, dict) and isinstance(body.get("detail"), str):
+            return str(body["detail"])
+        return f"answered {self.status}"
 
 
 def _query(params: Mapping[str, Any]) -> list[tuple[str, str]]:
