@@ -16,14 +16,15 @@ DEFAULT_DATABASE_PATH = Path(__file__).resolve().parents[1] / "data" / "ledger.d
 class Settings(MarketSettings):
     """Every knob of the Execution service, read from the environment (upper-cased names)."""
 
-    # `sqlite:///path` (the default) or `postgresql://user@host/db`; the async driver
-    # (aiosqlite, asyncpg) is chosen by the service.
+    # `sqlite:///path` (the default) or `postgresql://user@host/db`; the driver (the
+    # stdlib's sqlite3, asyncpg) is chosen by the service.
     database_url: str = f"sqlite:///{DEFAULT_DATABASE_PATH}"
     # SQLite only: FULL fsyncs the WAL on every commit, so a 201 survives a power cut;
     # NORMAL survives a process crash (SIGKILL) but not a power cut, and is faster.
     sqlite_synchronous: str = Field(default="FULL", pattern="^(FULL|NORMAL|EXTRA)$")
     # How long a writer waits for another process's SQLite write lock.
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Connections per process; on SQLite also the reader threads (the busy fallback).
     db_pool_size: int = Field(default=10, ge=1)
     # SQLite only: at most this many queued writes commit together (one fsync for all).
     sqlite_max_batch: int = Field(default=32, ge=1)

@@ -6,7 +6,7 @@ Transactions are plain functions of a SQLAlchemy `Connection`, run whole by
 - PostgreSQL: an async engine (asyncpg); the function runs in SQLAlchemy's greenlet
   bridge, each statement awaiting the network. The ledger takes row locks
   (`SELECT ... FOR UPDATE`). Reads are single statements on an autocommit connection.
-- SQLite: the stdlib driver, each transaction run entirely in one worker-thread call.
+- SQLite: the stdlib driver, each write transaction run entirely in one thread call.
   aiosqlite would pay a thread hop per statement, which made a fill several times
   slower. Writes open with `BEGIN IMMEDIATE`, taking the database's write lock up front
   (across processes too); in this process they queue on one writer thread, so they
