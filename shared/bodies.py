@@ -4,11 +4,11 @@ A declared body (`body: Model`) has FastAPI decode the JSON with the standard li
 then validate the dict through its dependency machinery; `Model.model_validate_json` on
 the raw bytes does both in Rust. Measured on the trade path's two POSTs: ~50 us less
 CPU per request on the bench machine. An endpoint takes the `Request`, calls
-`read_body`, and declares `openapi_extra=json_body(Model)`; `add_body_schemas` (applied by
-`shared.openapi`) puts those models in the OpenAPI components, so the document shows the
-same schema. Errors are FastAPI's `RequestValidationError`, located under "body" as FastAPI
-locates them, so they become the same 422 problem+json. Left as it is: JSON with a
-byte-order mark or in UTF-16 is refused (422), where FastAPI's decoder accepted it.
+`read_body`, and declares `openapi_extra=json_body(Model)`; `shared.openapi` puts those
+models in the OpenAPI components, so the document shows the same schema. Errors are
+FastAPI's `RequestValidationError`, located under "body" as FastAPI locates them, so they
+become the same 422 problem+json. Left as it is: JSON with a byte-order mark or in
+UTF-16 is refused (422), where FastAPI's decoder accepted it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 M = TypeVar("M", bound=BaseModel)
-_APP = "application/"
 REF = "#/components/schemas/{model}"
-# The models named by `json_body`, by schema name, for `add_body_schemas`.
+# The models named by `json_body`, by schema name, for `shared.openapi`.
 _MODELS: dict[str, type[BaseModel]] = {}
 
 
@@ -36,7 +35,10 @@ async def read_body(request: Request, model: type[M]) -> M:
     sites without asking first (no CORS preflight).
     """
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if not (media == "application/json" or (_APP in media and media.endswith("+json"))):
+    json = media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+    if not json:
         got = f"got {media!r}" if media else "none was given"
         raise HTTPException(415, f"Content-Type must be application/json ({got})")
     raw = await request.body()
@@ -54,31 +56,6 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def add_body_schemas(document: dict[str, Any]) -> None:
-    """Define, in an OpenAPI document's components, the models its routes name with
-    `json_body` (and the models they nest); such a route may answer 422."""
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    for operation, name in _named_bodies(document):
-        schema = _MODELS[name].model_json_schema(ref_template=REF)
-        schemas.update(schema.pop("$defs", {}))
-        schemas[name] = schema
-        responses = operation.setdefault("responses", {})
-        responses.setdefault("415", {"description": "The body is not declared JSON"})
-        responses.setdefault("422", {"description": "Invalid body: `errors` names each field"})
-
-
-def _named_bodies(document: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
-    """(operation, model name) of each operation whose body `json_body` declared.
-
-    Schema names are bare class names, as FastAPI's own are: two body models of one
-    name in one service would share an entry (none do).
-    """
-    found = []
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
-            content = operation.get("requestBody", {}).get("content", {})
-            ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
-            name = ref.rsplit("/", 1)[-1]
-            if name in _MODELS:
-                found.append((operation, name))
-    return found
+def body_model(name: str) -> type[BaseModel] | None:
+    """The model `json_body` declared under schema name `name`, if any."""
+    return _MODELS.get(name)

@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
-from shared.bodies import add_body_schemas
+from shared.bodies import REF, body_model
 from shared.problems import PROBLEM_JSON, Problem
-
-REF = "#/components/schemas/{model}"
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -26,12 +25,32 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
-            add_body_schemas(document)
+            document_bodies(document)
             document_problems(document)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_bodies(document: dict[str, Any]) -> None:
+    """Define the models that routes name with `json_body` (and the models they nest);
+    such a route may also answer 415 and 422.
+
+    Schema names are bare class names, as FastAPI's own are: two body models of one
+    name in one service would share an entry (none do).
+    """
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+            model = body_model(ref.rsplit("/", 1)[-1])
+            if model is None:
+                continue
+            _define(document, model)
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("415", {"description": "The body is not declared JSON"})
+            responses.setdefault("422", {"description": "Invalid body: `errors` names each field"})
 
 
 def document_problems(document: dict[str, Any]) -> None:
@@ -42,15 +61,21 @@ def document_problems(document: dict[str, Any]) -> None:
             for status, response in operation.get("responses", {}).items():
                 if status[0] in "45" and _generic(response.get("content", {})):
                     response["content"] = {PROBLEM_JSON: problem}
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schema = Problem.model_json_schema(ref_template=REF)
-    schemas.update(schema.pop("$defs", {}))
-    schemas[Problem.__name__] = schema
+    schemas = _define(document, Problem)
     # FastAPI's own 422 models, once no response names them any more.
     if REF.format(model="HTTPValidationError") not in _refs(document):
         schemas.pop("HTTPValidationError", None)
         if REF.format(model="ValidationError") not in _refs(document):
             schemas.pop("ValidationError", None)
+
+
+def _define(document: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Put `model`'s schema, and those it nests, in the components; return them all."""
+    schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+    schema = model.model_json_schema(ref_template=REF)
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    return schemas
 
 
 def _generic(content: dict[str, Any]) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
@@ -42,8 +42,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-
 
 @router.post(
     "/trade",
@@ -51,10 +49,9 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
     response_model=Order,
     openapi_extra=json_body(TradeRequest),
     responses={
-        422: {"description": "Invalid body, or an Idempotency-Key reused with another body"}
-        | _PROBLEM,
-        409: {"description": "The same Idempotency-Key is still in flight"} | _PROBLEM,
-        503: {"description": "Risk unreachable: no trade; see Retry-After"} | _PROBLEM,
+        422: {"description": "Invalid body, or an Idempotency-Key reused with another body"},
+        409: {"description": "The same Idempotency-Key is still in flight"},
+        503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
 )
 async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
@@ -70,7 +67,7 @@ async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Res
     )
 
 
-@router.get("/orders", responses={422: {"description": "Invalid limit or cursor"} | _PROBLEM})
+@router.get("/orders", responses={422: {"description": "Invalid limit or cursor"}})
 async def list_orders(
     orders: OrdersDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -81,7 +78,7 @@ async def list_orders(
     return OrderList(orders=[Order.of(r) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/orders/{order_id}", responses={404: {"description": "No such order"} | _PROBLEM})
+@router.get("/orders/{order_id}", responses={404: {"description": "No such order"}})
 async def get_order(order_id: str, orders: OrdersDep) -> Order:
     """One order by its id."""
     return Order.of(await orders.get(order_id))

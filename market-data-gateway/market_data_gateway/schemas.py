@@ -89,11 +89,8 @@ class RegimeOut(BaseModel):
 
 
 def problem(description: str) -> dict[str, Any]:
-    """An OpenAPI response entry for a problem+json error."""
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": {"type": "object"}}},
-    }
+    """An OpenAPI response entry for an error (documented as problem+json by `shared.openapi`)."""
+    return {"description": description}
 
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
