@@ -1,7 +1,7 @@
 """The trading state (kill switch) on the account row, its history, the protections' marks.
 
-Revision ID: 0002_trading
-Revises: 0001
+Revision ID: 0003_trading
+Revises: 0002_console
 Create Date: 2026-11-26
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from execution.models import Money, UtcDateTime
 
-revision = "0002_trading"
-down_revision = "0001"
+revision = "0003_trading"
+down_revision = "0002_console"
 branch_labels = None
 depends_on = None
 
