@@ -27,6 +27,7 @@ from execution.portfolio import PortfolioValuer
 from execution.routes import router
 from execution.schemas import order_fields
 from execution.service import TradeService
+from execution.trading_state import TradingStateStore
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -84,6 +85,7 @@ def create_app(
             app.state.source = choice
             app.state.ledger = Ledger(db)
             app.state.orders = OrderBook(db)
+            app.state.trading = TradingStateStore(db)
             app.state.trades = TradeService(
                 ledger=app.state.ledger,
                 keys=keys,
