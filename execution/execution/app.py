@@ -18,6 +18,7 @@ from execution.config import Settings
 from execution.db import Database, open_database
 from execution.idempotency import IdempotencyStore
 from execution.ledger import Ledger
+from execution.metrics import LEDGER_WRITE_BUCKETS, execution_families
 from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
@@ -29,6 +30,7 @@ from shared.logs import configure_logging
 from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,19 @@ def create_app(
 ) -> FastAPI:
     """Build the service; `transport` and `direct_source` are seams for tests."""
     settings = settings or Settings()
+    metrics = AppMetrics()
+    write_seconds = metrics.histogram(
+        "execution_ledger_write_seconds",
+        "Ledger write transactions in seconds, waiting for the writer included",
+        LEDGER_WRITE_BUCKETS,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("execution", settings.log_level, settings.log_format)
         async with contextlib.AsyncExitStack() as stack:
             db = open_database(settings)
+            db.observe_write = write_seconds.observe
             stack.push_async_callback(db.dispose)
             await migrate(db, starting_cash=settings.starting_cash)
             wiring = await stack.enter_async_context(
@@ -94,11 +103,26 @@ def create_app(
                 wiring.market,
                 stale_after=timedelta(seconds=settings.price_stale_seconds),
             )
+            metrics.clients = lambda: [risk, gateway]
+            # Until the trading state exists, trading is always ACTIVE.
+            metrics.sources = [
+                lambda: execution_families(app.state.trades, app.state.valuer, lambda: "ACTIVE")
+            ]
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
+            if settings.equity_refresh_seconds > 0:
+                valuing = asyncio.create_task(
+                    _value_equity(
+                        app.state.ledger, app.state.valuer, settings.equity_refresh_seconds
+                    )
+                )
+                stack.callback(valuing.cancel)
             yield
 
     return build_app(
+        service="execution",
+        settings=settings,
+        metrics=metrics,
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,
@@ -117,6 +141,16 @@ async def _purge_keys(keys: IdempotencyStore) -> None:
         except Exception as exc:  # a busy database must not end the purger
             log.warning("idempotency key purge failed: %s", exc)
         await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+
+async def _value_equity(ledger: Ledger, valuer: PortfolioValuer, every: float) -> None:
+    """Value the account now and then, so `execution_equity_usd` stays current."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await valuer.value(await ledger.holdings())
+        except Exception as exc:  # an outage must not end the valuations
+            log.warning("equity valuation failed: %s", exc)
 
 
 def _dependencies(app: FastAPI) -> list[Dependency]:

@@ -32,6 +32,8 @@ class PortfolioValuer:
         self.market = market
         self.stale_after = stale_after
         self._now = now
+        # The equity at the latest valuation, for `execution_equity_usd`.
+        self.equity: float | None = None
 
     async def value(self, holdings: Holdings) -> Portfolio:
         """Cash, each open position at its market price, P&L and equity."""
@@ -52,6 +54,7 @@ class PortfolioValuer:
             for v in views
         )
         unrealized = sum(Decimal(str(v.unrealized_pnl or 0)) for v in views)
+        self.equity = float(holdings.cash + positions_value)
         return Portfolio(
             cash=float(holdings.cash),
             positions=views,

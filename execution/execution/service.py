@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -66,6 +67,9 @@ class TradeService:
         self.risk = risk
         self.costs = costs
         self.retry_after = retry_after
+        # Orders written, by (side, status), and the USD filled: for /metrics.
+        self.orders: Counter[tuple[str, str]] = Counter()
+        self.filled_notional = Decimal(0)
 
     async def trade(self, request: TradeRequest, key: str | None) -> TradeAnswer:
         """Run one trade, or answer a repeated Idempotency-Key from storage."""
@@ -107,7 +111,7 @@ class TradeService:
             decision = await self._ask_risk(request, holdings, claim, draft.order_id)
         except ServiceUnavailableError as exc:
             reason = f"Risk service unavailable ({exc.detail}); no trade was made (fail safe)"
-            await self.ledger.record(replace(draft, reason=reason))
+            self._count(await self.ledger.record(replace(draft, reason=reason)))
             raise ServiceUnavailableError(
                 "risk_management",
                 reason,
@@ -127,6 +131,7 @@ class TradeService:
         order = await self.ledger.fill(
             draft, lambda books: plan_fill(side, amount, price, books, self.costs), seal
         )
+        self._count(order)
         return TradeAnswer(201, render(order))
 
     async def _ask_risk(
@@ -146,8 +151,14 @@ class TradeService:
         return answer
 
     async def _answer(self, order: OrderRecord, seal: Seal | None) -> TradeAnswer:
-        await self.ledger.record(order, seal)
+        self._count(await self.ledger.record(order, seal))
         return TradeAnswer(201, render(order))
+
+    def _count(self, order: OrderRecord) -> None:
+        """An order was written: count it (and its fill) once."""
+        self.orders[order.side, order.status] += 1
+        if order.status == "FILLED":
+            self.filled_notional += order.filled_amount
 
     def _sealer(self, claim: Claim | None) -> Seal | None:
         if claim is None:

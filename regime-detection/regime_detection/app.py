@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from regime_detection.config import Settings
+from regime_detection.metrics import regime_families
 from regime_detection.routes import router
 from regime_detection.service import RegimeService
 from shared.app import build_app
@@ -18,6 +19,7 @@ from shared.logs import configure_logging
 from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 DESCRIPTION = (
     "Classifies a symbol's market regime from closed candles read through the Market "
@@ -37,6 +39,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; `transport`, `source` and `clock` are seams for tests."""
     settings = settings or Settings()
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +50,8 @@ def create_app(
             app.state.gateway = wiring.gateway
             app.state.source_choice = wiring.choice
             app.state.regime = RegimeService(wiring.market, settings, clock=clock)
+            metrics.clients = lambda: [wiring.gateway]
+            metrics.sources = [lambda: regime_families(app.state.regime)]
             yield
 
     def dependencies(app: FastAPI) -> list[Dependency]:
@@ -57,6 +62,9 @@ def create_app(
         ]
 
     return build_app(
+        service="regime-detection",
+        settings=settings,
+        metrics=metrics,
         title="Regime Detection",
         description=DESCRIPTION,
         lifespan=lifespan,
