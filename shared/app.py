@@ -43,7 +43,8 @@ def build_app(
     """
     settings = settings or CommonSettings()
     metrics = metrics or AppMetrics()
-    telemetry = Telemetry(service, settings.otel_exporter_otlp_endpoint)
+    # Empty (compose's `${OTEL_EXPORTER_OTLP_ENDPOINT:-}` when unset) means unset.
+    telemetry = Telemetry(service, settings.otel_exporter_otlp_endpoint or None)
 
     @asynccontextmanager
     async def traced(app: FastAPI) -> AsyncIterator[Any]:

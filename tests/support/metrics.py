@@ -6,6 +6,37 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+# The families each service exports (by compose name) and their types: the issue's list.
+# The live-stack test checks the services export them; the dashboard test that every
+# panel's query names one of them.
+COMMON_FAMILIES = {
+    "http_requests": "counter",
+    "http_request_duration_seconds": "histogram",
+    "circuit_breaker_state": "gauge",
+    "upstream_requests": "counter",
+}
+OWN_FAMILIES = {
+    "market-data": {"gateway_cache_requests": "counter", "gateway_source_requests": "counter"},
+    "regime-detection": {"regime_classifications": "counter"},
+    "risk-management": {"risk_decisions": "counter"},
+    "execution": {
+        "execution_orders": "counter",
+        "execution_fill_notional_usd": "counter",
+        "execution_equity_usd": "gauge",
+        "execution_trading_state": "gauge",
+        "execution_ledger_write_seconds": "histogram",
+    },
+}
+_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+
+
+def exported_names() -> set[str]:
+    """Every sample name the services export (a counter `x` is sampled as `x_total`)."""
+    families = dict(COMMON_FAMILIES)
+    for own in OWN_FAMILIES.values():
+        families.update(own)
+    return {name + suffix for name, kind in families.items() for suffix in _SUFFIXES[kind]}
+
 
 @dataclass(frozen=True)
 class Scraped:
