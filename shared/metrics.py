@@ -46,7 +46,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 # Latency buckets from 1 ms: the hot routes answer in a few ms, a trade in tens.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-UNMATCHED_ROUTE = "unmatched"
+# Methods outside this set are counted as "other": a client could invent any number.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 Families = Callable[[], Iterable[Metric]]
 Labels = TypeVar("Labels", bound=tuple[str, ...])
@@ -140,6 +141,8 @@ class AppMetrics:
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
+        if method not in METHODS:
+            method = "other"
         count = self._counted.get((method, route, status))
         if count is None:
             count = self._requests.labels(method, route, str(status)).inc

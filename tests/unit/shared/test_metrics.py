@@ -62,6 +62,16 @@ async def test_unknown_paths_share_one_label() -> None:
     assert not any("/nowhere" in r for r in scraped.label_values("http_requests_total", "route"))
 
 
+async def test_invented_methods_share_one_label() -> None:
+    """A method outside HTTP's usual set is counted as "other", never as itself."""
+    async with client_of(items_app()) as client:
+        await client.request("BREW", "/items/x")
+        await client.request("PROPFIND-X", "/items/x")
+        scraped = await scrape(client)
+    assert scraped.label_values("http_requests_total", "method") == {"other"}
+    assert scraped.total("http_requests_total", method="other") == 2
+
+
 async def test_each_app_counts_only_its_own_requests() -> None:
     """Two apps in one process keep separate registries."""
     async with client_of(items_app()) as first, client_of(items_app()) as second:
