@@ -10,7 +10,8 @@ increment and the domain modules do not depend on prometheus-client.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import APIRouter
@@ -49,6 +50,7 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # Methods outside this set are counted as "other": a client could invent any number.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+log = logging.getLogger(__name__)
 Families = Callable[[], Iterable[Metric]]
 Labels = TypeVar("Labels", bound=tuple[str, ...])
 
@@ -108,11 +110,14 @@ class AppMetrics:
 
     `sources` and `clients` are set by the app's lifespan, once its domain objects
     exist; until then (and after) the families are exported without samples.
+    `before_scrape` hooks run (awaited, in order) before each `/metrics` answer, for
+    values that must be read from elsewhere, such as the database.
     """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.sources: list[Families] = []
+        self.before_scrape: list[Callable[[], Awaitable[None]]] = []
         self.clients: Callable[[], Iterable[ServiceClient]] = lambda: ()
         self._requests = Counter(
             "http_requests",
@@ -166,6 +171,13 @@ def metrics_router(metrics: AppMetrics) -> APIRouter:
     @router.get("/metrics", include_in_schema=False)
     async def export() -> Response:
         """The service's metrics in the Prometheus text format."""
+        for refresh in metrics.before_scrape:
+            try:
+                await refresh()
+            except Exception as exc:  # the last value stays: a scrape never fails for it
+                log.warning(
+                    "metrics: %s failed: %s", getattr(refresh, "__qualname__", refresh), exc
+                )
         # The classic text format's own type: every Prometheus reads it (Debian's 2.42 too).
         return Response(metrics.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 

@@ -13,17 +13,22 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
 from execution.db import Database, open_database
+from execution.events import EventBus
+from execution.history import History
 from execution.idempotency import IdempotencyStore
 from execution.ledger import Ledger
-from execution.metrics import LEDGER_WRITE_BUCKETS, execution_families
+from execution.metrics import LEDGER_WRITE_BUCKETS, ExecutionFamilies
 from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.routes import router
+from execution.schemas import order_fields
 from execution.service import TradeService
+from execution.trading_state import TradingStateStore
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -84,10 +89,12 @@ def create_app(
                 lock_seconds=settings.idempotency_lock_seconds,
                 wait_seconds=settings.idempotency_wait_seconds,
             )
+            bus = app.state.events = EventBus()
             app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
             app.state.source = choice
             app.state.ledger = Ledger(db)
             app.state.orders = OrderBook(db)
+            app.state.trading = TradingStateStore(db)
             app.state.trades = TradeService(
                 ledger=app.state.ledger,
                 keys=keys,
@@ -98,25 +105,27 @@ def create_app(
                     min_order_amount=settings.min_order_amount,
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
+                on_order=lambda order: bus.publish("order", order_fields(order)),
             )
             app.state.valuer = PortfolioValuer(
                 wiring.market,
                 stale_after=timedelta(seconds=settings.price_stale_seconds),
             )
+            app.state.accounts = Accounts(db, starting_cash=settings.starting_cash)
+            app.state.history = History(app.state.ledger, app.state.valuer, bus)
+            families = ExecutionFamilies(app.state.trades, app.state.history, app.state.trading)
+            await families.refresh()
             metrics.clients = lambda: [risk, gateway]
-            # Until the trading state exists, trading is always ACTIVE.
-            metrics.sources = [
-                lambda: execution_families(app.state.trades, app.state.valuer, lambda: "ACTIVE")
-            ]
+            metrics.before_scrape = [families.refresh]
+            metrics.sources = [families]
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
-            if settings.equity_refresh_seconds > 0:
-                valuing = asyncio.create_task(
-                    _value_equity(
-                        app.state.ledger, app.state.valuer, settings.equity_refresh_seconds
-                    )
-                )
-                stack.callback(valuing.cancel)
+            # Subscribed before the first request, so no fill goes unrecorded.
+            fills = stack.enter_context(bus.subscribe())
+            recorder = asyncio.create_task(
+                app.state.history.run(fills, settings.portfolio_history_seconds)
+            )
+            stack.callback(recorder.cancel)
             yield
 
     return build_app(
@@ -141,16 +150,6 @@ async def _purge_keys(keys: IdempotencyStore) -> None:
         except Exception as exc:  # a busy database must not end the purger
             log.warning("idempotency key purge failed: %s", exc)
         await asyncio.sleep(PURGE_EVERY_SECONDS)
-
-
-async def _value_equity(ledger: Ledger, valuer: PortfolioValuer, every: float) -> None:
-    """Value the account now and then, so `execution_equity_usd` stays current."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await valuer.value(await ledger.holdings())
-        except Exception as exc:  # an outage must not end the valuations
-            log.warning("equity valuation failed: %s", exc)
 
 
 def _dependencies(app: FastAPI) -> list[Dependency]:
