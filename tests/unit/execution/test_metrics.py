@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -49,14 +51,35 @@ async def test_orders_fills_and_writes_are_counted_once(
     assert counted.total("execution_trading_state", state="HALTED") == 0
 
 
-async def test_equity_is_the_latest_valuation(client: httpx.AsyncClient, risk: RiskStub) -> None:
-    """execution_equity_usd is absent before any valuation, then the portfolio's equity."""
+async def test_equity_is_the_latest_history_point(
+    client: httpx.AsyncClient, risk: RiskStub
+) -> None:
+    """execution_equity_usd is absent before any portfolio point, then the latest point's."""
     assert "execution_equity_usd" not in {n for n, _ in (await scrape(client)).samples}
     await trade(client, "buy", 300)
-    portfolio = (await client.get("/api/v1/portfolio")).json()
+    deadline = asyncio.get_running_loop().time() + 10
+    while "execution_equity_usd" not in {n for n, _ in (await scrape(client)).samples}:
+        assert asyncio.get_running_loop().time() < deadline, "no history point after a fill"
+        await asyncio.sleep(0.01)
+    points = (await client.get("/api/v1/portfolio/history")).json()["points"]
     assert (await scrape(client)).total("execution_equity_usd") == pytest.approx(
-        portfolio["equity"]
+        points[-1]["equity"]
     )
+
+
+async def test_trading_state_is_read_at_each_scrape(
+    client: httpx.AsyncClient, risk: RiskStub
+) -> None:
+    """A halt shows as execution_trading_state{state="HALTED"} 1 and the others 0."""
+    assert (await scrape(client)).total("execution_trading_state", state="ACTIVE") == 1
+    change = {"state": "HALTED", "reason": "metrics test"}
+    assert (await client.put("/api/v1/trading-state", json=change)).status_code == 200
+    counted = await scrape(client)
+    assert counted.total("execution_trading_state", state="HALTED") == 1
+    assert counted.total("execution_trading_state") == 1
+    refused = await trade(client, "buy", 100)
+    assert refused["status"] == 409
+    assert (await scrape(client)).total("execution_orders_total", status="REJECTED") == 1
 
 
 async def test_risk_down_counts_the_refused_attempt(start: StartApp, dead_url: str) -> None:
