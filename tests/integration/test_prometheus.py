@@ -100,5 +100,10 @@ def test_prometheus_reads_the_trade_count_back(
         return bool(result) and float(result[0]["value"][1]) == expected
 
     wait_until(counted, timeout=30, what=f"Prometheus to count {expected} orders")
-    up = {r["metric"]["job"]: r["value"][1] for r in prometheus.query("up")}
-    assert up == dict.fromkeys(urls, "1")
+
+    def all_up() -> bool:
+        # Each target's first scrape comes at its own offset within the interval.
+        up = {r["metric"]["job"]: r["value"][1] for r in prometheus.query("up")}
+        return up == dict.fromkeys(urls, "1")
+
+    wait_until(all_up, timeout=30, what="all four targets up in Prometheus")
