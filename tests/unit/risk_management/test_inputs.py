@@ -143,3 +143,20 @@ def test_an_unreadable_regime_answer_is_sized_as_unknown(answer: Response) -> No
     assert body["regime_confidence"] is None
     assert "sized as UNKNOWN" in body["reason"]
     assert "regime service unavailable" in body["reason"]
+
+
+class FewCandles(PricedAt):
+    """A market with a price but a single candle: no volatility can be measured."""
+
+    async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
+        return await self.market.candles(symbol, granularity, 1)
+
+
+def test_too_few_candles_for_a_volatility_take_the_default() -> None:
+    """Regime down and one candle: no volatility is measured, the 10% default is used, noted."""
+    with risk_with(direct=FewCandles(50_000.0)) as url:  # type: ignore[arg-type]
+        body = approve(url)
+    assert body["approved"] is True
+    assert body["risk_metrics"]["volatility_source"] == "default"
+    assert body["risk_metrics"]["volatility_daily"] == 0.10
+    assert "no volatility for BTC-USD: assumed 10.0% daily" in body["reason"]

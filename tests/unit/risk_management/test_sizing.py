@@ -109,3 +109,25 @@ def test_limits_are_settings_not_constants() -> None:
     assert decision.max_amount == pytest.approx(810.60, abs=1e-9)
     big_minimum = size_trade(request, book(100_000), Regime.TRENDING, Limits(min_order_usd=2e3))
     assert big_minimum.approved is False
+
+
+def test_the_regime_shrinks_the_position_cap_too() -> None:
+    """CHOPPY: the cap is 25% x 0.5 of equity, so it binds before the halved order does."""
+    portfolio = book(90_000, BTC_USD=(0.2, 50_000, 0.03))  # 10k held of 100k equity
+    request = TradeRequest(symbol=BTC, side="buy", amount=50_000)
+    decision = size_trade(request, portfolio, Regime.CHOPPY, Limits())
+    assert decision.constraint is Constraint.POSITION_LIMIT
+    assert decision.max_amount == pytest.approx(2_500, abs=0.01)  # 12.5% of 100k, less 10k
+
+
+@pytest.mark.parametrize(
+    ("amount", "approved"), [(0.7, True), (0.5, True), (0.49, False)], ids=str
+)
+def test_the_minimum_order_is_inclusive_even_below_one_dollar(
+    amount: float, approved: bool
+) -> None:
+    """A size equal to the minimum is approved; a minimum under $1 allows sub-dollar orders."""
+    request = TradeRequest(symbol=BTC, side="buy", amount=amount)
+    decision = size_trade(request, book(100_000), Regime.TRENDING, Limits(min_order_usd=0.5))
+    assert decision.approved is approved
+    assert decision.max_amount == (amount if approved else 0)
