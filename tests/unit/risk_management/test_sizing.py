@@ -120,9 +120,7 @@ def test_the_regime_shrinks_the_position_cap_too() -> None:
     assert decision.max_amount == pytest.approx(2_500, abs=0.01)  # 12.5% of 100k, less 10k
 
 
-@pytest.mark.parametrize(
-    ("amount", "approved"), [(0.7, True), (0.5, True), (0.49, False)], ids=str
-)
+@pytest.mark.parametrize(("amount", "approved"), [(0.7, True), (0.5, True), (0.49, False)], ids=str)
 def test_the_minimum_order_is_inclusive_even_below_one_dollar(
     amount: float, approved: bool
 ) -> None:
