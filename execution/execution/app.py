@@ -27,6 +27,7 @@ from execution.portfolio import PortfolioValuer
 from execution.routes import router
 from execution.schemas import order_fields
 from execution.service import TradeService
+from execution.symbols import SymbolList
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -95,6 +96,7 @@ def create_app(
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
                 on_order=lambda order: bus.publish("order", order_fields(order)),
+                symbols=SymbolList(wiring.market, ttl=settings.symbols_ttl_seconds),
             )
             app.state.valuer = PortfolioValuer(
                 wiring.market,

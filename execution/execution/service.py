@@ -27,6 +27,7 @@ from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
 from execution.ledger import Holdings, Ledger, Seal
 from execution.orders import OrderRecord
 from execution.schemas import TradeRequest, order_fields
+from execution.symbols import SymbolList
 from shared.client import ServiceClient
 from shared.errors import ServiceUnavailableError, UpstreamClientError
 from shared.tracing import current_trace_id
@@ -62,7 +63,9 @@ class TradeService:
         costs: Costs,
         retry_after: float,
         on_order: Callable[[OrderRecord], None] = lambda order: None,
+        symbols: SymbolList | None = None,
     ) -> None:
+        self.symbols = symbols
         self.on_order = on_order  # told of every order written (the live events)
         self.ledger = ledger
         self.keys = keys
@@ -72,6 +75,8 @@ class TradeService:
 
     async def trade(self, request: TradeRequest, key: str | None) -> TradeAnswer:
         """Run one trade, or answer a repeated Idempotency-Key from storage."""
+        if self.symbols is not None:  # an unlisted symbol is a 422 before Risk is asked
+            await self.symbols.check(request.symbol)
         if key is None:
             return await self._run(request, None)
         claimed = await self.keys.claim(key, fingerprint(request))

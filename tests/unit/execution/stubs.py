@@ -10,11 +10,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from shared.market.models import CandleSeries, Quote, utc_iso
+from shared.market.models import CandleSeries, Product, Quote, utc_iso
 from shared.market.source import MarketUnavailableError, UnknownSymbolError
 
 RiskRule = Callable[[dict[str, Any]], dict[str, Any] | JSONResponse]
 PRICE = 100.0
+# What the stub gateway lists for trading.
+LISTED = ("BTC-USD", "ETH-USD", "SOL-USD")
 
 
 def approve_all(body: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +63,7 @@ class GatewayStub:
 
     prices: dict[str, tuple[float, datetime]] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
+    listed: list[str] = field(default_factory=lambda: list(LISTED))
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -79,11 +82,22 @@ class GatewayStub:
                 "source": "coinbase",
             }
 
+        @app.get("/api/v1/symbols")
+        async def symbols() -> Any:
+            return {
+                "source": "coinbase",
+                "symbols": [
+                    {"symbol": s, "base": s.split("-")[0], "quote": s.split("-")[1], "listed": True}
+                    for s in self.listed
+                ],
+            }
+
         return app
 
     def reset(self) -> None:
         self.prices.clear()
         self.down.clear()
+        self.listed = list(LISTED)
 
 
 class FakeSource:
@@ -101,6 +115,9 @@ class FakeSource:
 
     async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
         raise UnknownSymbolError(symbol)
+
+    async def products(self) -> list[Product]:
+        return [Product(s, s.split("-")[0], s.split("-")[1], listed=True) for s in LISTED]
 
     async def aclose(self) -> None:
         return None
