@@ -13,6 +13,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from execution import console
 from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
@@ -28,6 +29,7 @@ from execution.routes import router
 from execution.schemas import order_fields
 from execution.service import TradeService
 from execution.symbols import SymbolList
+from execution.watch import OTHERS, HealthWatch
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -82,6 +84,7 @@ def create_app(
             )
             bus = app.state.events = EventBus()
             app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
+            app.state.regime = wiring.client("regime_detection", settings)
             app.state.source = choice
             app.state.ledger = Ledger(db)
             app.state.orders = OrderBook(db)
@@ -112,15 +115,30 @@ def create_app(
                 app.state.history.run(fills, settings.portfolio_history_seconds)
             )
             stack.callback(recorder.cancel)
+            own = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://execution"
+            )
+            stack.push_async_callback(own.aclose)
+            app.state.watch = HealthWatch(
+                bus,
+                own=own,
+                http=wiring.http,
+                urls={name: settings.url_of(name) for name in OTHERS},
+                interval=settings.console_health_seconds,
+            )
+            watcher = asyncio.create_task(app.state.watch.run())
+            stack.callback(watcher.cancel)
             yield
 
-    return build_app(
+    app = build_app(
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, console.router, console.page_router],
         dependencies=_dependencies,
     )
+    app.mount("/console", console.console_assets(), name="console")
+    return app
 
 
 async def _purge_keys(keys: IdempotencyStore) -> None:
