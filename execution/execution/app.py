@@ -26,9 +26,10 @@ from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.routes import router
-from execution.schemas import order_fields
+from execution.schemas import TradingStateOut, order_fields
 from execution.service import TradeService
 from execution.symbols import SymbolList
+from execution.trading_state import TradingStateStore
 from execution.watch import OTHERS, HealthWatch
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
@@ -88,6 +89,12 @@ def create_app(
             app.state.source = choice
             app.state.ledger = Ledger(db)
             app.state.orders = OrderBook(db)
+            app.state.trading = TradingStateStore(
+                db,
+                on_change=lambda change: bus.publish(
+                    "trading_state", TradingStateOut.of(change).model_dump()
+                ),
+            )
             app.state.trades = TradeService(
                 ledger=app.state.ledger,
                 keys=keys,

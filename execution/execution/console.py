@@ -42,6 +42,19 @@ async def console_page() -> HTMLResponse:
     )
 
 
+class Session(BaseModel):
+    """Who the presented API key is: the console shows what the role may do."""
+
+    role: str
+    key_id: str | None
+
+
+@router.get("/session")
+async def session() -> Session:
+    """The role of the caller's API key (until keys are configured, every caller is admin)."""
+    return Session(role="admin", key_id=None)
+
+
 async def get_regime(request: Request) -> ServiceClient:
     return request.app.state.regime  # type: ignore[no-any-return]
 

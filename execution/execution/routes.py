@@ -25,8 +25,12 @@ from execution.schemas import (
     PortfolioHistory,
     ResetAnswer,
     TradeRequest,
+    TradingStateHistory,
+    TradingStateIn,
+    TradingStateOut,
 )
 from execution.service import TradeService
+from execution.trading_state import TradingStateStore
 from execution.watch import HealthWatch
 from shared.bodies import json_body, read_body
 from shared.errors import InvalidRequestError
@@ -46,6 +50,19 @@ async def get_ledger(request: Request) -> Ledger:
 
 async def get_valuer(request: Request) -> PortfolioValuer:
     return request.app.state.valuer  # type: ignore[no-any-return]
+
+
+async def get_trading(request: Request) -> TradingStateStore:
+    return request.app.state.trading  # type: ignore[no-any-return]
+
+
+async def get_operator() -> str:
+    """Who changes the trading state, for its history.
+
+    Until API keys exist there is no one to name; with them this is the admin key's id
+    (the PUT route then declares the admin role).
+    """
+    return "operator"
 
 
 async def get_history(request: Request) -> History:
@@ -71,6 +88,8 @@ HistoryDep = Annotated[History, Depends(get_history)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 Since = Annotated[datetime | None, Query(description="ISO-8601, inclusive; no zone means UTC")]
 Until = Annotated[datetime | None, Query(description="ISO-8601, exclusive; no zone means UTC")]
+TradingDep = Annotated[TradingStateStore, Depends(get_trading)]
+OperatorDep = Annotated[str, Depends(get_operator)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
 IdempotencyKey = Annotated[
@@ -91,7 +110,10 @@ IdempotencyKey = Annotated[
     openapi_extra=json_body(TradeRequest),
     responses={
         422: {"description": "Invalid body, or an Idempotency-Key reused with another body"},
-        409: {"description": "The same Idempotency-Key is still in flight"},
+        409: {
+            "description": "The trading state refuses the trade (recorded as REJECTED), "
+            "or the same Idempotency-Key is still in flight"
+        },
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
 )
@@ -232,3 +254,26 @@ async def events(bus: EventsDep, watch: WatchDep) -> AsyncIterator[ServerSentEve
                 yield ServerSentEvent(event=event.kind, data=event.data)
         finally:
             watch.watchers -= 1
+
+
+@router.get("/trading-state")
+async def trading_state(trading: TradingDep) -> TradingStateOut:
+    """The trading state in force (ACTIVE, REDUCING or HALTED), who set it, when and why."""
+    return TradingStateOut.of(await trading.current())
+
+
+@router.put("/trading-state", responses={422: {"description": "Unknown state or no reason"}})
+async def set_trading_state(
+    change: TradingStateIn, trading: TradingDep, operator: OperatorDep
+) -> TradingStateOut:
+    """Halt, reduce or resume trading; the only way to resume after a protection tripped."""
+    return TradingStateOut.of(await trading.change(change.state, change.reason, operator))
+
+
+@router.get("/trading-state/history", responses={422: {"description": "Invalid limit"}})
+async def trading_state_history(
+    trading: TradingDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> TradingStateHistory:
+    """Every change of the trading state, newest first: who, when and why."""
+    changes = await trading.history(limit)
+    return TradingStateHistory(changes=[TradingStateOut.of(c) for c in changes])
