@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,12 @@ from regime_detection.indicators import (
     volatility,
 )
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+# The team's data folder beside the checkout; TRADESTACK_DATA points elsewhere (`make mutate`).
+DATA = Path(
+    os.environ.get(
+        "TRADESTACK_DATA", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+    )
+)
 FILES = ["btc_5m_2023-01.csv", "eth_btc_1m_2017-11.csv"]
 
 
