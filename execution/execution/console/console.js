@@ -220,7 +220,13 @@ async function loadRegimes() {
       const tr = document.createElement("tr");
       const ind = r.indicators || {};
       const f = (v, d) => (v === undefined || v === null ? "–" : Number(v).toFixed(d));
-      tr.append(cell(r.symbol), cell(r.regime || r.error || "–"), cell(f(r.confidence, 2)),
+      if (r.error) {
+        const why = cell(r.error, "note");
+        why.colSpan = 5;
+        tr.append(cell(r.symbol), why);
+        return tr;
+      }
+      tr.append(cell(r.symbol), cell(r.regime), cell(f(r.confidence, 2)),
         cell(f(ind.adx, 1)), cell(f(ind.choppiness, 1)), cell(f(ind.volatility_annualized, 2)));
       return tr;
     });

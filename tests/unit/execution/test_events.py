@@ -74,3 +74,31 @@ async def test_an_order_event_follows_a_trade_within_a_second(
             assert order == trade.json()
             portfolio = await next_event(events, "portfolio", within=5)
             assert (portfolio["cash"], portfolio["trigger"]) == (9000.0, "fill")
+
+
+async def test_trading_state_changes_and_refusals_are_streamed(
+    settings_for: Callable[..., Settings], risk: RiskStub, dead_url: str
+) -> None:
+    """A halt reaches the stream as `trading_state`, the refused trade as a REJECTED order."""
+    app = create_app(
+        settings_for(regime_url=dead_url), direct_source=cast(MarketSource, FakeSource())
+    )
+    with serve_in_thread(app) as server:
+        async with (
+            httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+            client.stream("GET", "/api/v1/events") as stream,
+        ):
+            events = sse_events(stream)
+            await next_event(events, "health", within=10)
+            halt = {"state": "HALTED", "reason": "exchange incident"}
+            assert (await client.put("/api/v1/trading-state", json=halt)).status_code == 200
+            state = await next_event(events, "trading_state", within=5)
+            assert (state["state"], state["reason"]) == ("HALTED", "exchange incident")
+            refused = await client.post(
+                "/api/v1/trade", json={"symbol": "BTC-USD", "side": "buy", "amount": 10}
+            )
+            assert refused.status_code == 409
+            order = await next_event(events, "order", within=5)
+            assert order["status"] == "REJECTED"
+            assert "exchange incident" in order["reason"]
+    assert risk.requests == []
