@@ -26,7 +26,7 @@ from tests.support.contract import ContractError, check_answer, check_request
 RiskRule = Callable[[dict[str, Any]], dict[str, Any] | Response]
 PRICE = 100.0
 # What the stub gateway lists for trading.
-LISTED = ("BTC-USD", "ETH-USD", "SOL-USD")
+LISTED = ("BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD", "ADA-USD", "XRP-USD")
 APPROVE = "/api/v1/approve-trade"
 PRICE_PATH = "/api/v1/price/{symbol}"
 SYMBOLS_PATH = "/api/v1/symbols"

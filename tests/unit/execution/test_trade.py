@@ -231,7 +231,7 @@ async def test_unlisted_symbol_is_422_before_risk(
 async def test_symbol_list_falls_back_to_the_source(
     start: StartApp, risk: RiskStub, dead_url: str
 ) -> None:
-    """With the gateway down the source's own list decides (the fake lists BTC/ETH/SOL)."""
+    """With the gateway down the source's own list decides (ZZZZ-USD is not on it)."""
     async with start(market_data_url=dead_url) as client:
         refused = await client.post(
             "/api/v1/trade", json={"symbol": "ZZZZ-USD", "side": "buy", "amount": 100}
