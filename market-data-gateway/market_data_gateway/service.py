@@ -174,24 +174,6 @@ class GatewayService:
             )
             await self.cache.set(key, body, (bucket + 1) * self.symbols_ttl - self._clock())
         return body, result
-        return await self._flight.run(key, lambda: self._load_symbols(key, bucket))
-
-    async def _load_symbols(self, key: str, bucket: int) -> bytes:
-        body = await self.cache.get(key)
-        if body is None:
-            self.upstream_calls["products"] += 1
-            products = await self.source.products()
-            body = orjson.dumps(
-                {
-                    "source": self.source.name,
-                    "symbols": [
-                        {"symbol": p.symbol, "base": p.base, "quote": p.quote, "listed": p.listed}
-                        for p in products
-                    ],
-                }
-            )
-            await self.cache.set(key, body, (bucket + 1) * self.symbols_ttl - self._clock())
-        return body
 
     async def _counted(
         self, kind: str, key: str, load: Callable[[], Awaitable[tuple[bytes, CacheResult]]]
