@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.servers import REPO
@@ -80,8 +81,24 @@ class ComposeProject:
         return self.compose("logs", "--no-color", "--no-log-prefix", service)
 
     def down(self) -> None:
-        """Remove the project's containers, networks, volumes and built images."""
-        self.compose("down", "--volumes", "--remove-orphans", "--rmi", "local", check=False)
+        """Remove the project's containers, networks and volumes (the images stay: the
+        next project's build reuses their layers; `remove_images` drops them at the end)."""
+        self.compose("down", "--volumes", "--remove-orphans", check=False)
+
+    def remove_images(self) -> None:
+        """Remove the images this project built (`<project>-<service>`)."""
+        listed = subprocess.run(
+            ["docker", "image", "ls", "-q", "--filter", f"reference={self.name}-*"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if listed:
+            subprocess.run(["docker", "image", "rm", "-f", *set(listed)], capture_output=True)
+
+
+# Makes a project from compose files (the conftest's `new_project` fixture).
+NewProject = Callable[[list[str], str], "ComposeProject"]
 
 
 def port_override(name: str) -> str:

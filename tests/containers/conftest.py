@@ -7,10 +7,11 @@ failure, not a skip: CI must never pass without having run them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
-from tests.containers.compose import engine_answers
+from tests.containers.compose import ComposeProject, NewProject, engine_answers
 
 NO_ENGINE = (
     "no Docker engine with compose v2 answers: start one with `../shared/docker/engine.sh up` "
@@ -26,3 +27,21 @@ def docker_engine() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(NO_ENGINE)
     pytest.skip(NO_ENGINE)
+
+
+@pytest.fixture(scope="session")
+def new_project(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[NewProject]:
+    """Make compose projects (fresh copies); their images are removed after the session,
+    so the projects of one session share the build's cached layers."""
+    made: list[ComposeProject] = []
+
+    def make(files: list[str], label: str) -> ComposeProject:
+        project = ComposeProject(tmp_path_factory.mktemp(label), files, label=label)
+        made.append(project)
+        return project
+
+    yield make
+    for project in made:
+        project.remove_images()

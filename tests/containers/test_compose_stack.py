@@ -12,12 +12,11 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.containers.compose import ComposeProject, port_override
+from tests.containers.compose import ComposeProject, NewProject, port_override
 from tests.support.servers import REPO, wait_until
 
 pytestmark = pytest.mark.containers
@@ -34,11 +33,8 @@ RECOVERY = 90.0
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeProject]:
-    workdir: Path = tmp_path_factory.mktemp("compose")
-    project = ComposeProject(
-        workdir, ["docker-compose.yml", port_override("ports.yml")], label="stack"
-    )
+def stack(new_project: NewProject) -> Iterator[ComposeProject]:
+    project = new_project(["docker-compose.yml", port_override("ports.yml")], "stack")
     try:
         project.up()
         yield project
