@@ -1,12 +1,10 @@
 """Container tests need a Docker engine with compose v2; without one they skip, saying so.
 
-`.ci/run` starts one (`../shared/docker/engine.sh up`). Under CI=true a missing engine is a
-failure, not a skip: CI must never pass without having run them.
+`.ci/run` starts one (`../shared/docker/engine.sh up`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -21,12 +19,9 @@ NO_ENGINE = (
 
 @pytest.fixture(scope="session", autouse=True)
 def docker_engine() -> None:
-    """Skip (fail under CI=true) the container tests when no engine answers."""
-    if engine_answers():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(NO_ENGINE)
-    pytest.skip(NO_ENGINE)
+    """Skip the container tests, saying why, when no engine answers."""
+    if not engine_answers():
+        pytest.skip(NO_ENGINE)  # under CI=true, tests/conftest.py makes this a failure
 
 
 @pytest.fixture(scope="session")

@@ -214,7 +214,7 @@ async def test_a_renewed_claim_is_not_taken_over_and_a_dead_one_is(
     query = select(idempotency_keys.c.locked_at).where(idempotency_keys.c.key == "k")
 
     async def locked_at() -> datetime:
-        return await waiter.db.read(lambda conn: conn.execute(query).scalar_one())  # type: ignore[no-any-return]
+        return await waiter.db.read(lambda conn: conn.execute(query).scalar_one())
 
     async with owner.held(claim):
         clock.now += timedelta(seconds=50)
