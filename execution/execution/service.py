@@ -22,9 +22,10 @@ from typing import Any, NoReturn
 import orjson
 from sqlalchemy import Connection
 
-from execution.broker import Books, Costs, Fill, Refusal, Side, plan_fill
+from execution.broker import BPS, Books, Costs, Fill, Refusal, Side, execution_price, plan_fill
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
 from execution.ledger import Holdings, Ledger, Seal
+from execution.limits import DecidedLimits, decided_limits, limited_reason, room_at_fill
 from execution.orders import OrderRecord
 from execution.schemas import TradeRequest, order_fields
 from execution.trading_state import TradingRefusedError, refusal
@@ -135,12 +136,16 @@ class TradeService:
         side: Side = request.side
         amount = min(draft.requested_amount, max_amount)
 
+        limits = decided_limits(decision) if side == "buy" else None
+
         def plan(books: Books) -> Fill | Refusal:
             # The state again, under the lock: a halt set while Risk decided still holds.
             if not books.trading_state.allows(side):
                 refused.append((books.trading_state, books.trading_reason))
                 return Refusal(reason=refusal(books.trading_state, books.trading_reason))
-            return plan_fill(side, amount, price, books, self.costs)
+            if limits is None:
+                return plan_fill(side, amount, price, books, self.costs)
+            return self._plan_within_limits(request.symbol, amount, price, books, limits)
 
         order = await self.ledger.fill(draft, plan, seal)
         self.on_order(order)
@@ -148,6 +153,23 @@ class TradeService:
             state, why = refused[0]
             raise TradingRefusedError(state, why, order.order_id)
         return TradeAnswer(201, render(order))
+
+    def _plan_within_limits(
+        self, symbol: str, amount: Decimal, price: Decimal, books: Books, limits: DecidedLimits
+    ) -> Fill | Refusal:
+        """A buy sized again by Risk's limits on the locked books (see `execution.limits`)."""
+        fill_price = execution_price("buy", price, self.costs.slippage_bps)
+        fee_rate = self.costs.fee_bps / BPS
+        room, binding = room_at_fill(symbol, books, limits, fill_price, fee_rate)
+        if room >= amount:
+            return plan_fill("buy", amount, price, books, self.costs)
+        why = limited_reason(binding, room, limits)
+        if room < Decimal(repr(limits.min_order_usd)):
+            return Refusal(reason=f"{why}, below the minimum order of {limits.min_order_usd:g}")
+        outcome = plan_fill("buy", room, price, books, self.costs)
+        if isinstance(outcome, Refusal):
+            return outcome
+        return replace(outcome, clamped="; ".join(filter(None, [why, outcome.clamped])))
 
     async def _refuse(self, draft: OrderRecord, state: TradingState, why: str) -> NoReturn:
         """Record the attempt as REJECTED and answer 409 naming the state and its reason."""
