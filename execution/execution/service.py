@@ -24,9 +24,10 @@ from sqlalchemy import Connection
 
 from execution.broker import BPS, Books, Costs, Fill, Refusal, Side, execution_price, plan_fill
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
-from execution.ledger import Holdings, Ledger, Seal
+from execution.ledger import AfterFill, Holdings, Ledger, Seal
 from execution.limits import DecidedLimits, decided_limits, limited_reason, room_at_fill
 from execution.orders import OrderRecord
+from execution.protections import ProtectionLimits, apply_in
 from execution.schemas import TradeRequest, order_fields
 from execution.trading_state import TradingRefusedError, refusal
 from shared.client import ServiceClient
@@ -64,9 +65,13 @@ class TradeService:
         risk: ServiceClient,
         costs: Costs,
         retry_after: float,
+        protections: ProtectionLimits | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_order: Callable[[OrderRecord], None] = lambda order: None,
     ) -> None:
         self.on_order = on_order  # told of every order written (the live events)
+        self.protections = protections
+        self.clock = clock
         self.ledger = ledger
         self.keys = keys
         self.risk = risk
@@ -146,7 +151,7 @@ class TradeService:
                 return plan_fill(side, amount, price, books, self.costs)
             return self._plan_within_limits(request.symbol, amount, price, books, limits)
 
-        order = await self.ledger.fill(draft, plan, seal)
+        order = await self.ledger.fill(draft, plan, seal, self._measurer(request.symbol, decision))
         self.on_order(order)
         if refused:
             state, why = refused[0]
@@ -169,6 +174,40 @@ class TradeService:
         if isinstance(outcome, Refusal):
             return outcome
         return replace(outcome, clamped="; ".join(filter(None, [why, outcome.clamped])))
+
+    def _measurer(self, symbol: str, decision: dict[str, Any]) -> AfterFill | None:
+        """The protections' measurement of equity inside the fill's transaction, with the
+        prices of Risk's valuation (the gateway's, read for this decision)."""
+        limits, prices = self.protections, _valuation_prices(decision)
+        if limits is None or prices is None:
+            return None
+        fee_rate = self.costs.fee_bps / BPS
+
+        def equity(cash: Decimal, held: dict[str, tuple[Decimal, Decimal]]) -> Decimal:
+            total = cash
+            for held_symbol, (quantity, cost_basis) in held.items():
+                if quantity <= 0:
+                    continue
+                price = prices.get(held_symbol)
+                if price is None:  # bought since Risk looked: its average fill price
+                    price = cost_basis / quantity / (1 + fee_rate)
+                total += quantity * price
+            return total
+
+        def measure(conn: Connection, before: Books, after: Books) -> None:
+            held = dict(before.held)
+            held_after = held | {symbol: (after.quantity, after.cost_basis)}
+            apply_in(
+                conn,
+                marks=before.marks,
+                state=before.trading_state,
+                before=equity(before.cash, held),
+                after=equity(after.cash, held_after),
+                now=self.clock(),
+                limits=limits,
+            )
+
+        return measure
 
     async def _refuse(self, draft: OrderRecord, state: TradingState, why: str) -> NoReturn:
         """Record the attempt as REJECTED and answer 409 naming the state and its reason."""
@@ -219,3 +258,15 @@ def _read_decision(decision: dict[str, Any]) -> tuple[Decimal, Decimal] | str:
     if not (max_amount.is_finite() and price.is_finite()) or max_amount <= 0 or price <= 0:
         return "Risk approved without a usable max_amount and price; nothing was filled"
     return max_amount, price
+
+
+def _valuation_prices(decision: dict[str, Any]) -> dict[str, Decimal] | None:
+    """The prices Risk valued the portfolio at, or None when its answer has none."""
+    valuation = decision.get("valuation")
+    if not isinstance(valuation, dict) or not valuation:
+        return None
+    try:
+        prices = {s: Decimal(str(v["price"])) for s, v in valuation.items()}
+    except (KeyError, TypeError, InvalidOperation):
+        return None
+    return prices if all(p.is_finite() and p > 0 for p in prices.values()) else None

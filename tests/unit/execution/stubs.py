@@ -56,6 +56,7 @@ def approve_all(body: dict[str, Any]) -> dict[str, Any]:
             "var_limit_share": 0.05,
             "var_confidence": 0.95,
             "min_order_usd": 10.0,
+            "max_order_usd": 100_000.0,
             "buy_fee_rate": 0.006,
         },
     }
