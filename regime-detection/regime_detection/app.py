@@ -26,7 +26,7 @@ def _description(s: Settings) -> str:
         "Data Gateway (or the market source directly when the gateway is down), deciding "
         f"on the newest candles: VOLATILE when the mean true range of the last "
         f"{s.fast_volatility_periods} candles is at least {s.true_range_ratio_threshold}x "
-        f"the symbol's quiet true range (the lookback's {s.quiet_range_quantile} quantile) "
+        f"the symbol's typical true range (the lookback's {s.typical_range_quantile} quantile) "
         "or the std of their log returns, annualised, reaches "
         f"{s.volatility_ceiling_annualized:.0%}; else TRENDING when Kaufman's efficiency "
         f"ratio over {s.efficiency_periods} closes is at least {s.efficiency_threshold}; "
