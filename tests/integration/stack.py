@@ -7,6 +7,7 @@ tests start (so they can stop it), Coinbase is the fake Coinbase server.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,15 @@ def compose_environment(path: Path = REPO / "docker-compose.yml") -> dict[str, d
     envs: dict[str, dict[str, str]] = {}
     for name, service in spec["services"].items():
         raw = service.get("environment") or {}
-        items = raw.items() if isinstance(raw, dict) else (e.split("=", 1) for e in raw)
-        envs[name] = {k: str(v) for k, v in items}
+        items = raw.items() if isinstance(raw, dict) else (_entry(e) for e in raw)
+        # `- NAME` alone passes the host's value through, as compose does (unset: left out).
+        envs[name] = {k: str(v) for k, v in items if v is not None}
     return envs
+
+
+def _entry(text: str) -> tuple[str, str | None]:
+    name, sep, value = text.partition("=")
+    return (name, value) if sep else (name, os.environ.get(name))
 
 
 class RedisServer:

@@ -91,6 +91,7 @@ async def test_a_buy_and_a_sell_trip_the_daily_loss(
     settings = {"max_daily_loss_share": "0.0001", "fee_bps": 10, "slippage_bps": 5}
     async with start(risk_url=real_risk.url, **settings) as client:
         bought = (await trade(client, "buy", 500)).json()  # loses 0.75 of 10,000
+        assert bought["status"] == "FILLED", bought["reason"]
         assert bought["status"] == "FILLED"
         assert (await client.get("/api/v1/trading-state")).json()["state"] == "ACTIVE"
         sold = (await trade(client, "sell", bought["filled_amount"])).json()
