@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from regime_detection.config import Settings
+from regime_detection.metrics import regime_families
 from regime_detection.routes import router
 from regime_detection.service import RegimeService
 from shared.app import build_app
@@ -18,6 +19,7 @@ from shared.logs import configure_logging
 from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 
 def _description(s: Settings) -> str:
@@ -46,6 +48,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; `transport`, `source` and `clock` are seams for tests."""
     settings = settings or Settings()
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +59,8 @@ def create_app(
             app.state.gateway = wiring.gateway
             app.state.source_choice = wiring.choice
             app.state.regime = RegimeService(wiring.market, settings, clock=clock)
+            metrics.clients = lambda: [wiring.gateway]
+            metrics.sources = [lambda: regime_families(app.state.regime)]
             yield
 
     def dependencies(app: FastAPI) -> list[Dependency]:
@@ -66,6 +71,9 @@ def create_app(
         ]
 
     return build_app(
+        service="regime-detection",
+        settings=settings,
+        metrics=metrics,
         title="Regime Detection",
         description=_description(settings),
         lifespan=lifespan,

@@ -8,6 +8,7 @@ tests start (so they can stop it), Coinbase is the fake Coinbase server.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ SERVICES: dict[str, tuple[str, int]] = {
 START_ORDER = ["market-data", "regime-detection", "risk-management", "execution"]
 
 
+_UNSET = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
 def compose_environment(path: Path = REPO / "docker-compose.yml") -> dict[str, dict[str, str]]:
     """Each compose service's `environment`, as a dict."""
     spec: dict[str, Any] = yaml.safe_load(path.read_text())
@@ -35,8 +39,9 @@ def compose_environment(path: Path = REPO / "docker-compose.yml") -> dict[str, d
     for name, service in spec["services"].items():
         raw = service.get("environment") or {}
         items = raw.items() if isinstance(raw, dict) else (_entry(e) for e in raw)
-        # `- NAME` alone passes the host's value through, as compose does (unset: left out).
-        envs[name] = {k: str(v) for k, v in items if v is not None}
+        # `- NAME` alone passes the host's value through, as compose does (unset: left out);
+        # `${NAME:-default}` as compose reads it with NAME unset: the default.
+        envs[name] = {k: _UNSET.sub(r"\2", str(v)) for k, v in items if v is not None}
     return envs
 
 

@@ -25,6 +25,7 @@ def app_with(
 ) -> FastAPI:
     """The service app factory's app with `routers`, no lifespan, the given health checks."""
     return build_app(
+        service="test",
         title="t",
         description="t",
         lifespan=no_lifespan,
