@@ -153,7 +153,10 @@ class TradeService:
                 return Refusal(reason=refusal(books.trading_state, books.trading_reason))
             if limits is None:
                 return plan_fill(side, amount, price, books, self.costs)
-            return self._plan_within_limits(request.symbol, amount, price, books, limits)
+            changed = _moved(holdings, books)
+            return self._plan_within_limits(
+                request.symbol, amount, price, books, limits, changed=changed
+            )
 
         order = await self.ledger.fill(draft, plan, seal, self._measurer(request.symbol, decision))
         self._written(order)
@@ -163,7 +166,14 @@ class TradeService:
         return TradeAnswer(201, render(order))
 
     def _plan_within_limits(
-        self, symbol: str, amount: Decimal, price: Decimal, books: Books, limits: DecidedLimits
+        self,
+        symbol: str,
+        amount: Decimal,
+        price: Decimal,
+        books: Books,
+        limits: DecidedLimits,
+        *,
+        changed: bool,
     ) -> Fill | Refusal:
         """A buy sized again by Risk's limits on the locked books (see `execution.limits`)."""
         fill_price = execution_price("buy", price, self.costs.slippage_bps)
@@ -171,7 +181,7 @@ class TradeService:
         room, binding = room_at_fill(symbol, books, limits, fill_price, fee_rate)
         if room >= amount:
             return plan_fill("buy", amount, price, books, self.costs)
-        why = limited_reason(binding, room, limits)
+        why = limited_reason(binding, room, limits, changed=changed)
         if room < Decimal(repr(limits.min_order_usd)):
             return Refusal(reason=f"{why}, below the minimum order of {limits.min_order_usd:g}")
         outcome = plan_fill("buy", room, price, books, self.costs)
@@ -284,3 +294,11 @@ def _valuation_prices(decision: dict[str, Any]) -> dict[str, Decimal] | None:
     except (KeyError, TypeError, InvalidOperation):
         return None
     return prices if all(p.is_finite() and p > 0 for p in prices.values()) else None
+
+
+def _moved(seen: Holdings, books: Books) -> bool:
+    """Whether other trades filled between the books Risk was sent and the locked ones."""
+    if seen.cash != books.cash:
+        return True
+    held = {s: q for s, (q, _) in books.held.items() if q > 0}
+    return held != {s: p.quantity for s, p in seen.positions.items() if p.quantity > 0}
