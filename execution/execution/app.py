@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from execution import console
 from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
@@ -30,9 +31,11 @@ from execution.portfolio import PortfolioValuer
 from execution.protections import ProtectionLimits, Protections
 from execution.ratelimit import OrderRateLimiter
 from execution.routes import router
-from execution.schemas import order_fields
+from execution.schemas import TradingStateOut, order_fields
 from execution.service import TradeService
+from execution.symbols import SymbolList
 from execution.trading_state import TradingStateStore
+from execution.watch import OTHERS, HealthWatch
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -95,10 +98,16 @@ def create_app(
             )
             bus = app.state.events = EventBus()
             app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
+            app.state.regime = wiring.client("regime_detection", settings)
             app.state.source = choice
             app.state.ledger = Ledger(db)
             app.state.orders = OrderBook(db)
-            app.state.trading = TradingStateStore(db)
+            app.state.trading = TradingStateStore(
+                db,
+                on_change=lambda change: bus.publish(
+                    "trading_state", TradingStateOut.of(change).model_dump()
+                ),
+            )
             app.state.order_rate = OrderRateLimiter(settings.max_orders_per_minute)
             limits = ProtectionLimits(
                 daily_loss_share=settings.max_daily_loss_share,
@@ -117,6 +126,7 @@ def create_app(
                 retry_after=settings.unavailable_retry_after_seconds,
                 protections=limits,
                 on_order=lambda order: bus.publish("order", order_fields(order)),
+                symbols=SymbolList(wiring.market, ttl=settings.symbols_ttl_seconds),
             )
             app.state.valuer = PortfolioValuer(
                 wiring.market,
@@ -144,18 +154,33 @@ def create_app(
                 app.state.history.run(fills, settings.portfolio_history_seconds)
             )
             stack.callback(recorder.cancel)
+            own = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://execution"
+            )
+            stack.push_async_callback(own.aclose)
+            app.state.watch = HealthWatch(
+                bus,
+                own=own,
+                http=wiring.http,
+                urls={name: settings.url_of(name) for name in OTHERS},
+                interval=settings.console_health_seconds,
+            )
+            watcher = asyncio.create_task(app.state.watch.run())
+            stack.callback(watcher.cancel)
             yield
 
-    return build_app(
+    app = build_app(
         service="execution",
         settings=settings,
         metrics=metrics,
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, console.router, console.page_router],
         dependencies=_dependencies,
     )
+    app.mount("/console", console.console_assets(), name="console")
+    return app
 
 
 async def _equity(ledger: Ledger, valuer: PortfolioValuer) -> Decimal | None:

@@ -19,16 +19,19 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.market.models import CandleSeries, Quote, utc_iso
+from shared.market.models import CandleSeries, Product, Quote, utc_iso
 from shared.market.source import MarketUnavailableError, UnknownSymbolError
 from tests.support.contract import ContractError, check_answer, check_request
 
 RiskRule = Callable[[dict[str, Any]], dict[str, Any] | Response]
 PRICE = 100.0
+# What the stub gateway lists for trading.
+LISTED = ("BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD", "ADA-USD", "XRP-USD")
 APPROVE = "/api/v1/approve-trade"
 PRICE_PATH = "/api/v1/price/{symbol}"
 PRICES_PATH = "/api/v1/prices"
 OHLCV_MANY_PATH = "/api/v1/ohlcv"
+SYMBOLS_PATH = "/api/v1/symbols"
 
 
 def approve_all(body: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +141,7 @@ class GatewayStub:
 
     prices: dict[str, tuple[float, datetime]] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
+    listed: list[str] = field(default_factory=lambda: list(LISTED))
     violations: list[str] = field(default_factory=list)
 
     def app(self) -> FastAPI:
@@ -187,6 +191,22 @@ class GatewayStub:
 
             return _checked(self.violations, check, response)
 
+        @app.get(SYMBOLS_PATH)
+        async def symbols() -> Response:
+            body = {
+                "source": "coinbase",
+                "symbols": [
+                    {"symbol": s, "base": s.split("-")[0], "quote": s.split("-")[1], "listed": True}
+                    for s in self.listed
+                ],
+            }
+            response = JSONResponse(body)
+
+            def check() -> None:
+                check_answer("market_data", "GET", SYMBOLS_PATH, 200, "application/json", body)
+
+            return _checked(self.violations, check, response)
+
         return app
 
     def _answer(self, symbol: str, path: str) -> Response:
@@ -202,6 +222,7 @@ class GatewayStub:
     def reset(self) -> None:
         self.prices.clear()
         self.down.clear()
+        self.listed = list(LISTED)
         self.violations.clear()
 
 
@@ -220,6 +241,9 @@ class FakeSource:
 
     async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
         raise UnknownSymbolError(symbol)
+
+    async def products(self) -> list[Product]:
+        return [Product(s, s.split("-")[0], s.split("-")[1], listed=True) for s in LISTED]
 
     async def aclose(self) -> None:
         return None
