@@ -144,35 +144,43 @@ def prepare(name: str, group: Group) -> Path:
     return work
 
 
-def run(name: str, group: Group, jobs: int) -> dict[str, str]:
-    """Run mutmut over one group; the status of each of its mutants."""
-    work = prepare(name, group)
+def _mutmut(work: Path, *args: str, log: Path | None = None) -> str:
+    """Run mutmut in `work` (niced); its output, or its log file's when given."""
     mutmut = Path(sys.executable).parent / "mutmut"
     env = os.environ | {"TRADESTACK_DATA": str(ROOT.parent / "shared" / "data")}
-    with (work / "run.log").open("w") as log:  # its progress spinner, kept out of the report
-        done = subprocess.run(
-            ["nice", "-n", "19", str(mutmut), "run", "--max-children", str(jobs)],
-            cwd=work,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    command = ["nice", "-n", "19", str(mutmut), *args]
+    if log is None:
+        return subprocess.run(
+            command, cwd=work, env=env, check=True, capture_output=True, text=True
+        ).stdout
+    with log.open("a") as out:  # mutmut's progress spinner, kept out of the report
+        done = subprocess.run(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        sys.exit(f"mutmut failed on {name}; see {work / 'run.log'}")
-    listing = subprocess.run(
-        [str(mutmut), "results", "--all", "true"],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+        sys.exit(f"mutmut failed in {work}; see {log}")
+    return ""
+
+
+def statuses_in(work: Path) -> dict[str, str]:
+    """The status mutmut holds for each mutant of a work folder."""
     statuses = {}
-    for line in listing.splitlines():
+    for line in _mutmut(work, "results", "--all", "true").splitlines():
         mutant, sep, status = line.strip().rpartition(": ")
         if sep:
             statuses[mutant] = status
     return statuses
+
+
+def run(name: str, group: Group, jobs: int) -> dict[str, str]:
+    """Run mutmut over one group; the status of each of its mutants."""
+    work = prepare(name, group)
+    earlier = statuses_in(work) if (work / "mutants").exists() else {}
+    log = work / "run.log"
+    _mutmut(work, "run", "--max-children", str(jobs), log=log)
+    # mutmut re-tests changed functions by itself, but not old survivors against new tests.
+    again = [m for m, status in earlier.items() if status not in KILLED]
+    if again:
+        _mutmut(work, "run", "--max-children", str(jobs), *again, log=log)
+    return statuses_in(work)
 
 
 def equivalents() -> set[str]:

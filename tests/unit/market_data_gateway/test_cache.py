@@ -102,3 +102,66 @@ async def test_unreachable_redis_never_raises_and_rests() -> None:
     clock.advance(2.1)
     assert not cache._resting()
     await cache.aclose()
+
+
+async def test_lookup_says_hit_miss_or_error(redis_cache: RedisCache) -> None:
+    """Local hit, Redis hit (then local), Redis miss; with Redis down it says `error`."""
+    clock = FakeClock()
+    cache = MarketCache(LocalCache(max_entries=10, clock=clock), redis_cache)
+    assert await cache.lookup("price:x") == (None, "miss")
+    await redis_cache.set("price:x", b"from-redis", 30.0)
+    assert await cache.lookup("price:x") == (b"from-redis", "hit")
+    assert cache.peek("price:x") == b"from-redis"
+    await cache.set("price:y", b"mine", 30.0)
+    assert await cache.lookup("price:y") == (b"mine", "hit")
+    down = RedisCache(
+        "redis://127.0.0.1:1/0", prefix="x:", socket_timeout=0.2, retry_seconds=2.0, clock=clock
+    )
+    unreachable = MarketCache(LocalCache(max_entries=10, clock=clock), down)
+    assert await unreachable.lookup("price:x") == (None, "error")
+    await down.aclose()
+
+
+async def test_without_redis_the_memory_layer_is_the_cache() -> None:
+    """No REDIS_URL: lookups hit or miss in memory; /health says so, with the entry count."""
+    cache = MarketCache(LocalCache(max_entries=10, clock=FakeClock()))
+    assert (cache.backend, await cache.lookup("k")) == ("memory", (None, "miss"))
+    await cache.set("k", b"v", 5.0)
+    assert await cache.lookup("k") == (b"v", "hit")
+    health = await cache.check()
+    assert (health.status, health.detail) == (
+        "healthy",
+        {"backend": "memory", "redis": "not configured", "entries": 1},
+    )
+
+
+def test_an_entry_expiring_now_is_evicted_before_any_live_one() -> None:
+    """At its expiry instant an entry is gone: a full cache drops it, not a live entry."""
+    clock = FakeClock()
+    cache = LocalCache(max_entries=3, clock=clock)
+    cache.set("a", b"a", 60.0)  # the oldest, but live
+    cache.set("ends-now", b"e", 1.0)
+    cache.set("b", b"b", 60.0)
+    clock.advance(1.0)
+    cache.set("c", b"c", 60.0)
+    assert [cache.get(k) for k in ("a", "b", "c")] == [b"a", b"b", b"c"]
+
+
+def test_a_full_cache_drops_the_oldest_tenth() -> None:
+    """With nothing expired, a full cache of 20 drops its 2 oldest entries to make room."""
+    cache = LocalCache(max_entries=20, clock=FakeClock())
+    for i in range(20):
+        cache.set(f"k{i}", b"v", 60.0)
+    cache.set("new", b"n", 60.0)
+    assert len(cache) == 19
+    assert (cache.get("k0"), cache.get("k1"), cache.get("k2")) == (None, None, b"v")
+
+
+def test_a_small_full_cache_drops_one() -> None:
+    """Under 10 entries a tenth rounds down to 0; one entry is still dropped."""
+    cache = LocalCache(max_entries=5, clock=FakeClock())
+    for i in range(5):
+        cache.set(f"k{i}", b"v", 60.0)
+    cache.set("new", b"n", 60.0)
+    assert len(cache) == 5
+    assert (cache.get("k0"), cache.get("k1")) == (None, b"v")
