@@ -13,6 +13,7 @@ from execution.broker import (
     Side,
     apply_fill,
     execution_price,
+    fee_of,
     plan_fill,
 )
 
@@ -124,3 +125,43 @@ def test_no_fill_at_a_price_of_zero_or_below(side: Side, price: str) -> None:
     outcome = plan_fill(side, D(100), D(price), books(quantity="5", cost_basis="500"), COSTS)
     assert isinstance(outcome, Refusal)
     assert outcome.reason == f"No tradable price (quoted {price})"
+
+
+def test_the_fee_is_bps_of_the_amount_rounded_up() -> None:
+    """25 bps of 1 000 is 2.5; of 0.01 it is 0.000025, rounded up to 0.00002500."""
+    assert fee_of(D(1000), D(25)) == D("2.5")
+    assert fee_of(D("0.01"), D(25)) == D("0.00002500")
+    assert fee_of(D("0.00000001"), D(25)) == D("0.00000001")
+
+
+def test_a_sub_dollar_price_fills() -> None:
+    """A quote of 0.15 (DOGE's range) is a price: the buy fills."""
+    fill = plan_fill("buy", D(100), D("0.15"), books(), COSTS)
+    assert isinstance(fill, Fill)
+    assert fill.price == D("0.150150000000")
+
+
+def test_the_amount_is_floored_to_the_cent_unit() -> None:
+    """An amount finer than 1e-8 is rounded down, never up."""
+    fill = plan_fill("buy", D("100.000000009"), D(100), books(), COSTS)
+    assert isinstance(fill, Fill)
+    assert fill.filled_amount == D("100.00000000")
+
+
+def test_the_step_down_also_runs_below_one_dollar() -> None:
+    """A clamped buy under 1 USD (minimum 0.01) still never takes amount + fee past the cash."""
+    costs = Costs(slippage_bps=D(10), fee_bps=D(25), min_order_amount=D("0.01"))
+    cash = D("0.497236329")
+    fill = plan_fill("buy", D(5), D(100), books(cash=str(cash)), costs)
+    assert isinstance(fill, Fill)
+    assert fill.filled_amount == D("0.49599632")
+    assert fill.filled_amount + fill.fee <= cash
+
+
+def test_a_sell_realises_pnl_on_the_symbol_too() -> None:
+    """The symbol's realised P&L moves with the account's, by the same gain."""
+    held = books(quantity="10", cost_basis="1000")
+    sold = apply_fill(
+        "sell", Fill(filled_amount=D(600), quantity=D(4), price=D(150), fee=D(1)), held
+    )
+    assert sold.symbol_realized_pnl == sold.realized_pnl == D(599) - D(400)
