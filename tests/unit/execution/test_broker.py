@@ -165,3 +165,17 @@ def test_a_sell_realises_pnl_on_the_symbol_too() -> None:
         "sell", Fill(filled_amount=D(600), quantity=D(4), price=D(150), fee=D(1)), held
     )
     assert sold.symbol_realized_pnl == sold.realized_pnl == D(599) - D(400)
+
+
+def test_the_execution_price_rounds_against_the_trader() -> None:
+    """Past 1e-12 a buy's price rounds up and a sell's down, never to the nearest."""
+    price = D("33.333333333333")
+    assert execution_price("buy", price, D(10)) == D("33.366666666667")  # ...666333 up
+    assert execution_price("sell", price, D(10)) == D("33.299999999999")  # ...999667 down
+
+
+def test_an_order_of_exactly_the_minimum_fills() -> None:
+    """The minimum order is inclusive: a buy of exactly 1 fills."""
+    fill = plan_fill("buy", D(1), D(100), books(), COSTS)
+    assert isinstance(fill, Fill)
+    assert fill.filled_amount == D(1)
