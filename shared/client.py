@@ -4,7 +4,8 @@ Every call has a deadline; retries (tenacity) happen only where they are safe: a
 a POST carrying an Idempotency-Key, or any request that provably never left (connection
 refused). They happen only on connection errors, timeouts and 502/503/504, with
 exponential backoff and jitter, bounded in attempts and in total time. A circuit
-breaker per target fails fast while it is down; the trace ID goes with every call.
+breaker per target fails fast while it is down; the trace ID goes with every call, and
+so does the service's own API key (`SERVICE_KEY`) when it has one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import aiohttp
 import httpx
 import orjson
 
+from shared.auth import API_KEY_HEADER
 from shared.breaker import CircuitBreaker
 from shared.discovery import service_url
 from shared.errors import CircuitOpenError, ServiceUnavailableError, UpstreamClientError
@@ -47,6 +49,7 @@ class ServiceClient:
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        api_key: str | None = None,
     ) -> None:
         # Resolving now makes an unknown service name fail at construction.
         resolved = service_url(service_name)
@@ -63,6 +66,8 @@ class ServiceClient:
         )
         self._sleep = sleep
         self._clock = clock
+        # Sent as X-API-Key on every call; never logged (errors name the service only).
+        self._auth = {API_KEY_HEADER: api_key} if api_key else {}
 
     @classmethod
     def from_settings(
@@ -91,6 +96,7 @@ class ServiceClient:
             ),
             sleep=sleep,
             clock=clock,
+            api_key=settings.service_key.get_secret_value() if settings.service_key else None,
         )
 
     async def aclose(self) -> None:
@@ -153,7 +159,7 @@ class ServiceClient:
         method = method.upper()
         deadline = self._clock() + (self.timeout if timeout is None else timeout)
         idempotent = method in SAFE_METHODS or idempotency_key is not None
-        send_headers = dict(headers) if headers else {}
+        send_headers = {**self._auth, **headers} if headers else dict(self._auth)
         content = None
         if json is not None:
             send_headers["Content-Type"] = "application/json"

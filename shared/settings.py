@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.discovery import SERVICES, UnknownServiceError
@@ -14,6 +14,12 @@ class CommonSettings(BaseSettings):
     """Logging, discovery and resilience knobs; each service's Settings extends this."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    # Access control (see `shared.auth`): the keys this service accepts, as
+    # `role:key` or `role:sha256:<hex>` entries, and the key it sends to the others.
+    # Unset API_KEYS: the service refuses to start (fail closed).
+    api_keys: SecretStr = SecretStr("")
+    service_key: SecretStr | None = None
 
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "text"

@@ -16,6 +16,8 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.auth import CALLER_SCOPE_KEY
+
 TRACE_HEADER = "X-Trace-ID"
 _TRACE_HEADER_RAW = TRACE_HEADER.lower().encode()
 
@@ -98,12 +100,15 @@ class TraceMiddleware:
             await self.app(scope, receive, send_with_trace)
         finally:
             if access_log.isEnabledFor(logging.INFO):
+                # The key's role and id (never the key), once `shared.auth` has read it.
+                caller = scope.get(CALLER_SCOPE_KEY)
                 access_log.info(
-                    "%s %s %d %.1fms",
+                    "%s %s %d %.1fms %s",
                     scope["method"],
                     scope["path"],
                     status,
                     (time.perf_counter() - started) * 1000,
+                    f"{caller.role}:{caller.key_id}" if caller else "-",
                 )
             trace_id_var.reset(token)
 

@@ -104,6 +104,7 @@ def create_app(
         lifespan=lifespan,
         routers=[router],
         dependencies=_dependencies,
+        api_keys=settings.api_keys,
     )
 
 

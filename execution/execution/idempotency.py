@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from execution import statements
 from execution.db import Database
 from execution.models import idempotency_keys as keys
 from execution.statements import params
+from shared.auth import Caller
 from shared.errors import ConflictError, InvalidRequestError
 
 _POLL_FIRST, _POLL_MAX = 0.005, 0.1
@@ -50,6 +52,15 @@ class StoredAnswer:
 
 class KeyLostError(ConflictError):
     """The claim was taken over (this request outlived `lock_seconds`): write nothing."""
+
+
+def scoped_key(caller: Caller, key: str) -> str:
+    """The stored form of an Idempotency-Key: it belongs to the API key that sent it.
+
+    The same Idempotency-Key from another API key is another request. Hashed, so the
+    stored key has one length (the column's 255 fits any header) and holds no key digest.
+    """
+    return hashlib.sha256(f"{caller.digest}\n{key}".encode()).hexdigest()
 
 
 class IdempotencyStore:

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from execution.idempotency import scoped_key
 from execution.ledger import Ledger
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.schemas import Order, OrderList, Portfolio, TradeRequest
 from execution.service import TradeService
+from shared.auth import TraderDep, ViewerDep
 from shared.bodies import json_body, read_body
 
 router = APIRouter(prefix="/api/v1", tags=["execution"])
@@ -54,13 +56,16 @@ IdempotencyKey = Annotated[
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
 )
-async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
+async def trade(
+    request: Request, caller: TraderDep, idempotency_key: IdempotencyKey = None
+) -> Response:
     """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""
     # The hot path: the body read by `read_body`, the service straight from the app's
     # state rather than through `Depends` (see `shared.bodies`).
     body = await read_body(request, TradeRequest)
     trades: TradeService = request.app.state.trades
-    answer = await trades.trade(body, idempotency_key)
+    key = None if idempotency_key is None else scoped_key(caller, idempotency_key)
+    answer = await trades.trade(body, key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return Response(
         answer.body, status_code=answer.status_code, media_type="application/json", headers=headers
@@ -70,6 +75,7 @@ async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Res
 @router.get("/orders", responses={422: {"description": "Invalid limit or cursor"}})
 async def list_orders(
     orders: OrdersDep,
+    caller: ViewerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> OrderList:
@@ -79,12 +85,12 @@ async def list_orders(
 
 
 @router.get("/orders/{order_id}", responses={404: {"description": "No such order"}})
-async def get_order(order_id: str, orders: OrdersDep) -> Order:
+async def get_order(order_id: str, orders: OrdersDep, caller: ViewerDep) -> Order:
     """One order by its id."""
     return Order.of(await orders.get(order_id))
 
 
 @router.get("/portfolio")
-async def portfolio(ledger: LedgerDep, valuer: ValuerDep) -> Portfolio:
+async def portfolio(ledger: LedgerDep, valuer: ValuerDep, caller: ViewerDep) -> Portfolio:
     """Cash, positions at market prices, realised and unrealised P&L, equity."""
     return await valuer.value(await ledger.holdings())

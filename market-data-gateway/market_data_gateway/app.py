@@ -106,4 +106,5 @@ def create_app(
         lifespan=lifespan,
         routers=[router],
         dependencies=dependencies,
+        api_keys=config.api_keys,
     )

@@ -15,6 +15,7 @@ from market_data_gateway.schemas import (
     problem,
 )
 from market_data_gateway.service import GatewayService
+from shared.auth import ReaderDep
 from shared.market.models import MAX_CANDLES, SymbolPath
 
 JSON = "application/json"
@@ -35,7 +36,7 @@ GranularityQuery = Annotated[
 
 
 @router.get("/price/{symbol}", response_model=PriceOut, responses=PROBLEMS)
-async def price(symbol: SymbolPath, request: Request) -> Response:
+async def price(symbol: SymbolPath, request: Request, caller: ReaderDep) -> Response:
     """The latest trade price of a symbol (cached for PRICE_TTL_SECONDS)."""
     # The hot path: the service from the app's state, not through `Depends` (~14 us).
     service: GatewayService = request.app.state.service
@@ -46,6 +47,7 @@ async def price(symbol: SymbolPath, request: Request) -> Response:
 async def ohlcv(
     symbol: SymbolPath,
     service: ServiceDep,
+    caller: ReaderDep,
     periods: Annotated[
         int, Query(ge=1, le=MAX_CANDLES, description="How many closed candles, at most")
     ] = 60,
@@ -67,6 +69,7 @@ async def ohlcv(
 async def true_regime(
     symbol: SymbolPath,
     service: ServiceDep,
+    caller: ReaderDep,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
     at: Annotated[
         str | None,

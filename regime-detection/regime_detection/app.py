@@ -62,4 +62,5 @@ def create_app(
         lifespan=lifespan,
         routers=[router],
         dependencies=dependencies,
+        api_keys=settings.api_keys,
     )

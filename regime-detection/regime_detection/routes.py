@@ -9,6 +9,7 @@ from pydantic import AfterValidator
 
 from regime_detection.schemas import AppliedThresholds, IndicatorValues, RegimeResponse
 from regime_detection.service import Assessment, RegimeService
+from shared.auth import ReaderDep
 from shared.market.models import GRANULARITIES, SymbolPath, utc_iso
 
 router = APIRouter(prefix="/api/v1", tags=["regime"])
@@ -47,6 +48,7 @@ PeriodsQuery = Annotated[
 async def regime(
     symbol: SymbolPath,
     request: Request,
+    caller: ReaderDep,
     granularity: GranularityQuery = 60,
     periods: PeriodsQuery = None,
 ) -> Response:

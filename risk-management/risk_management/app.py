@@ -56,6 +56,7 @@ def create_app(
         lifespan=lifespan,
         routers=[router],
         dependencies=_dependencies,
+        api_keys=settings.api_keys,
     )
 
 

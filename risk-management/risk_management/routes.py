@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from risk_management.schemas import ApproveTradeRequest, ApproveTradeResponse
 from risk_management.service import RiskService
+from shared.auth import ServiceDep
 from shared.bodies import json_body, read_body
 
 router = APIRouter(prefix="/api/v1", tags=["risk"])
@@ -17,8 +18,12 @@ router = APIRouter(prefix="/api/v1", tags=["risk"])
     response_model=ApproveTradeResponse,
     openapi_extra=json_body(ApproveTradeRequest),
 )
-async def approve_trade(request: Request) -> Response:
-    """Size a trade against regime, position, cash/holdings, VaR and minimum-order limits."""
+async def approve_trade(request: Request, caller: ServiceDep) -> Response:
+    """Size a trade against regime, position, cash/holdings, VaR and minimum-order limits.
+
+    The portfolio is the caller's claim, so only the service key (Execution) or an
+    admin may ask.
+    """
     # The hot path: the body read by `read_body`, the service straight from the app's
     # state rather than through `Depends` (see `shared.bodies`).
     body = await read_body(request, ApproveTradeRequest)

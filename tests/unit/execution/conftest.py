@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from shared.market.source import MarketSource
+from tests.support import keys
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
 from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub
 
@@ -125,7 +126,9 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run, behind an in-process HTTP client."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://execution") as client:
+        async with httpx.AsyncClient(
+            headers=keys.headers(), transport=transport, base_url="http://execution"
+        ) as client:
             yield client
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import keys
 from tests.support.servers import ServiceProcess, ThreadServer, free_port
 from tests.unit.execution.stubs import GatewayStub, RiskStub
 from tests.unit.execution.test_concurrency import ledger_totals
@@ -61,13 +62,19 @@ async def test_a_201_order_survives_sigkill(
     """An order answered 201 is on the ledger after the process is SIGKILLed and restarted."""
     make = factory(database_url, tmp_path, risk_server, gateway_server)
     process = make()
-    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+    async with (
+        started(process),
+        httpx.AsyncClient(headers=keys.headers(), base_url=process.url) as client,
+    ):
         body = {"symbol": "BTC-USD", "side": "buy", "amount": 1234.5}
         order = (await client.post("/api/v1/trade", json=body)).json()
         process.kill()
     assert order["status"] == "FILLED"
     process = make()
-    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+    async with (
+        started(process),
+        httpx.AsyncClient(headers=keys.headers(), base_url=process.url) as client,
+    ):
         again = await client.get(f"/api/v1/orders/{order['order_id']}")
         portfolio = (await client.get("/api/v1/portfolio")).json()
     assert again.json() == order
@@ -83,7 +90,10 @@ async def test_two_processes_on_one_ledger_never_overdraw(
 ) -> None:
     """100 concurrent buys over two processes sharing the ledger: cash >= 0, fills within it."""
     make = factory(database_url, tmp_path, risk_server, gateway_server)
-    async with started(make(), make()) as processes, httpx.AsyncClient(timeout=30) as client:
+    async with (
+        started(make(), make()) as processes,
+        httpx.AsyncClient(headers=keys.headers(), timeout=30) as client,
+    ):
         body = {"symbol": "BTC-USD", "side": "buy", "amount": 150}
         responses = await asyncio.gather(
             *(client.post(f"{processes[i % 2].url}/api/v1/trade", json=body) for i in range(100))

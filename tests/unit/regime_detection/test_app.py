@@ -16,6 +16,7 @@ from regime_detection.schemas import RegimeResponse
 from shared.market.models import CandleSeries, Quote
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import MarketUnavailableError
+from tests.support import keys
 from tests.support.servers import free_port, serve_in_thread
 
 CLOSED = "http://127.0.0.1:{}"
@@ -30,7 +31,9 @@ def _settings(gateway_url: str, **extra: object) -> Settings:
 async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://regime") as client:
+        async with httpx.AsyncClient(
+            headers=keys.headers(), transport=transport, base_url="http://regime"
+        ) as client:
             yield client
 
 

@@ -11,6 +11,7 @@ from risk_management.app import create_app
 from risk_management.config import Settings
 from risk_management.schemas import ApproveTradeResponse
 
+from tests.support import keys
 from tests.support.servers import free_port
 
 
@@ -85,7 +86,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://risk") as http:
+        async with httpx.AsyncClient(
+            headers=keys.headers(), transport=transport, base_url="http://risk"
+        ) as http:
             yield http
 
 

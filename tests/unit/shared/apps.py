@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
+from pydantic import SecretStr
 
 from shared.app import build_app
 from shared.health import Dependency
+from tests.support import keys
 
 
 @asynccontextmanager
@@ -23,7 +25,11 @@ def app_with(
     dependencies: Callable[[FastAPI], list[Dependency]] = lambda app: [],
     **options: Any,
 ) -> FastAPI:
-    """The service app factory's app with `routers`, no lifespan, the given health checks."""
+    """The service app factory's app with `routers`, no lifespan, the given health checks.
+
+    It accepts the test keys (`tests.support.keys`).
+    """
+    options.setdefault("api_keys", SecretStr(keys.API_KEYS))
     return build_app(
         title="t",
         description="t",
@@ -35,8 +41,16 @@ def app_with(
 
 
 @asynccontextmanager
-async def client_of(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client calling `app` in process (its lifespan is not run)."""
+async def client_of(
+    app: FastAPI, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client calling `app` in process (its lifespan is not run).
+
+    It sends the admin key unless `headers` say otherwise (`{}`: no key).
+    """
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    sent = keys.headers() if headers is None else headers
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=sent
+    ) as client:
         yield client

@@ -17,6 +17,7 @@ from shared.market.models import CandleSeries, Quote
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import UnknownSymbolError
 from shared.transport import make_http_client
+from tests.support import keys
 from tests.support.fake_coinbase import FakeCoinbase
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
 
@@ -65,7 +66,10 @@ async def gateway(coinbase: ThreadServer) -> AsyncIterator[ServiceClient]:
     app = create_app(settings, clock=lambda: NOW, sleep=no_sleep)
     async with app.router.lifespan_context(app):
         client = ServiceClient(
-            "market_data", base_url="http://gateway", transport=httpx.ASGITransport(app=app)
+            "market_data",
+            base_url="http://gateway",
+            transport=httpx.ASGITransport(app=app),
+            api_key=keys.SERVICE_KEY,
         )
         yield client
         await client.aclose()
