@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 
-from shared.auth import API_KEY_HEADER, Role
+from shared.auth import API_KEY_HEADER, Role, key_digest
 
 
 def _fresh() -> dict[Role, list[str]]:
@@ -49,6 +49,11 @@ def key(role: Role = Role.ADMIN, index: int = 0) -> str:
 def headers(role: Role = Role.ADMIN, index: int = 0) -> dict[str, str]:
     """The `X-API-Key` header of a key of `role` (the admin key by default)."""
     return {API_KEY_HEADER: key(role, index)}
+
+
+def key_id(role: Role = Role.ADMIN, index: int = 0) -> str:
+    """The non-secret id the services log for that key."""
+    return key_digest(key(role, index))[:8]
 
 
 def environment() -> dict[str, str]:

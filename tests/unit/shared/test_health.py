@@ -163,3 +163,39 @@ async def test_breaker_in_health_endpoint() -> None:
     status, body = await health_of(Dependency("risk_management", breaker_check(breaker)))
     assert (status, body["status"]) == (200, "degraded")
     assert body["details"]["risk_management"]["breaker"] == "OPEN"
+
+
+async def test_details_name_no_url_nor_host() -> None:
+    """An error's text is reported without the URL or host:port it names (/health is open)."""
+
+    async def refused() -> CheckResult:
+        raise ConnectionError("Error 111 connecting to redis.internal:6379; see redis://u@db:1/0")
+
+    async def described() -> CheckResult:
+        detail = {"reason": "ConnectTimeout from https://api.exchange.coinbase.com/products"}
+        return CheckResult("degraded", {**detail, "peers": ["10.0.0.7:8001"], "at": "14:05:33"})
+
+    status, body = await health_of(Dependency("redis", refused), Dependency("source", described))
+    assert status == 200
+    text = str(body)
+    for secret in ("redis.internal", "6379", "redis://", "coinbase.com", "10.0.0.7"):
+        assert secret not in text
+    assert body["details"]["redis"]["error"] == (
+        "ConnectionError: Error 111 connecting to <host>; see <url>"
+    )
+    assert body["details"]["source"] == {
+        "reason": "ConnectTimeout from <url>",
+        "peers": ["<host>"],
+        "at": "14:05:33",
+    }
+
+
+async def test_head_answers_like_get() -> None:
+    """HEAD /health has GET's status and headers (503 when unhealthy too)."""
+    for deps in ([], [Dependency("database", raising, critical=True)]):
+        app = app_with(dependencies=lambda app, deps=deps: list(deps))  # type: ignore[misc]
+        async with client_of(app, headers={}) as client:
+            get, head = await client.get("/health"), await client.head("/health")
+        assert head.status_code == get.status_code
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers.get("retry-after") == get.headers.get("retry-after")
