@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from pydantic import SecretStr
 
 from shared.auth import (
@@ -60,7 +60,7 @@ API_KEYS = (
 )
 
 
-def app() -> object:
+def app() -> FastAPI:
     return app_with(routes(), api_keys=SecretStr(API_KEYS))
 
 
