@@ -74,6 +74,7 @@ async def true_regime(
     at: Annotated[
         str | None,
         Query(
+            max_length=64,
             description="Epoch seconds or ISO-8601 time (default: now)",
             examples=["1759487415", "2025-10-03T10:30:15Z"],
         ),

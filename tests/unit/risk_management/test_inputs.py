@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from risk_management.app import create_app
 from risk_management.config import Settings
 
+from shared.auth import Role
 from shared.market.models import CandleSeries, Quote
 from shared.market.source import MarketSource
+from tests.support import keys
 from tests.support.servers import free_port, serve_in_thread
 from tests.unit.risk_management.upstreams import simulator
 
@@ -81,7 +83,9 @@ def risk_with(
 
 
 def approve(url: str) -> dict[str, Any]:
-    response = httpx.post(url + "/api/v1/approve-trade", json=ORDER, timeout=30)
+    response = httpx.post(
+        url + "/api/v1/approve-trade", json=ORDER, headers=keys.headers(Role.SERVICE), timeout=30
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

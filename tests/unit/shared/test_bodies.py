@@ -120,3 +120,33 @@ async def test_json_media_types_are_read(client: httpx.AsyncClient, content_type
         "/orders", content=orjson.dumps(GOOD), headers={"content-type": content_type}
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"symbol":"BTC-USD","amount":5,"amount":500,"wallet":{"cash":1}}',
+        b'{"symbol":"BTC-USD","amount":5,"wallet":{"cash":1,"cash":1e9}}',
+    ],
+)
+async def test_a_repeated_key_is_a_422_not_last_one_wins(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
+    """A JSON object with a key twice, at any depth, is a 422 naming the key."""
+    headers = {"Content-Type": "application/json"}
+    response = await client.post("/orders", content=raw, headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "body"
+    assert error["type"] == "json_invalid"
+    assert "duplicate key" in error["message"]
+
+
+async def test_the_same_key_in_two_objects_is_fine(client: httpx.AsyncClient) -> None:
+    """A key may appear once in each of several objects; only a repeat within one is refused."""
+    raw = b'{"symbol":"BTC-USD","amount":5,"wallet":{"cash":1,"symbol":"ETH-USD"}}'
+    response = await client.post(
+        "/orders", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json()["symbol"] == "BTC-USD"
