@@ -13,16 +13,21 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
 from execution.db import Database, open_database
+from execution.events import EventBus
+from execution.history import History
 from execution.idempotency import IdempotencyStore
 from execution.ledger import Ledger
 from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.routes import router
+from execution.schemas import order_fields
 from execution.service import TradeService
+from execution.trading_state import TradingStateStore
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -75,10 +80,12 @@ def create_app(
                 lock_seconds=settings.idempotency_lock_seconds,
                 wait_seconds=settings.idempotency_wait_seconds,
             )
+            bus = app.state.events = EventBus()
             app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
             app.state.source = choice
             app.state.ledger = Ledger(db)
             app.state.orders = OrderBook(db)
+            app.state.trading = TradingStateStore(db)
             app.state.trades = TradeService(
                 ledger=app.state.ledger,
                 keys=keys,
@@ -89,13 +96,22 @@ def create_app(
                     min_order_amount=settings.min_order_amount,
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
+                on_order=lambda order: bus.publish("order", order_fields(order)),
             )
             app.state.valuer = PortfolioValuer(
                 wiring.market,
                 stale_after=timedelta(seconds=settings.price_stale_seconds),
             )
+            app.state.accounts = Accounts(db, starting_cash=settings.starting_cash)
+            app.state.history = History(app.state.ledger, app.state.valuer, bus)
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
+            # Subscribed before the first request, so no fill goes unrecorded.
+            fills = stack.enter_context(bus.subscribe())
+            recorder = asyncio.create_task(
+                app.state.history.run(fills, settings.portfolio_history_seconds)
+            )
+            stack.callback(recorder.cancel)
             yield
 
     return build_app(

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
+from shared.trading import TradingState
+
 Side = Literal["buy", "sell"]
 CENT = Decimal("0.00000001")  # quote-currency amounts
 UNIT = Decimal("0.000000000001")  # quantities and prices
@@ -48,6 +50,8 @@ class Books:
     quantity: Decimal
     cost_basis: Decimal
     symbol_realized_pnl: Decimal
+    trading_state: TradingState = TradingState.ACTIVE
+    trading_reason: str = ""
 
 
 def execution_price(side: Side, price: Decimal, slippage_bps: Decimal) -> Decimal:

@@ -23,6 +23,7 @@ from execution.db import Database
 from execution.models import accounts, positions
 from execution.orders import OrderRecord, order_params
 from execution.statements import ACCOUNT_ROW, params, run
+from shared.trading import TradingState
 
 # Runs inside the order's transaction, after the order row is written.
 Seal = Callable[[Connection, OrderRecord], None]
@@ -44,6 +45,8 @@ class Holdings:
     realized_pnl: Decimal
     starting_cash: Decimal
     positions: dict[str, Position]
+    trading_state: TradingState = TradingState.ACTIVE
+    trading_reason: str = ""
 
     def quantities(self) -> dict[str, float]:
         """Held quantities of open positions, as Risk's `current_portfolio` wants them."""
@@ -72,11 +75,11 @@ class Ledger:
 def _holdings(conn: Connection) -> Holdings:
     # Rows of (symbol, quantity, cost_basis, realized_pnl); the account's carries cash,
     # starting cash and the account's realised P&L in those places.
-    account: tuple[Decimal, Decimal, Decimal] | None = None
+    account: tuple[Decimal, Decimal, Decimal, str, str] | None = None
     held = {}
-    for symbol, quantity, cost_basis, realized_pnl in run(conn, statements.HOLDINGS):
+    for symbol, quantity, cost_basis, realized_pnl, state, why in run(conn, statements.HOLDINGS):
         if symbol == ACCOUNT_ROW:
-            account = (Decimal(quantity), Decimal(cost_basis), Decimal(realized_pnl))
+            account = (Decimal(quantity), Decimal(cost_basis), Decimal(realized_pnl), state, why)
         else:
             held[symbol] = Position(
                 symbol=symbol,
@@ -86,8 +89,15 @@ def _holdings(conn: Connection) -> Holdings:
             )
     if account is None:
         raise LookupError("The ledger has no account row (migrations were not applied)")
-    cash, starting_cash, realized = account
-    return Holdings(cash=cash, realized_pnl=realized, starting_cash=starting_cash, positions=held)
+    cash, starting_cash, realized, state, why = account
+    return Holdings(
+        cash=cash,
+        realized_pnl=realized,
+        starting_cash=starting_cash,
+        positions=held,
+        trading_state=TradingState(state),
+        trading_reason=why,
+    )
 
 
 def _record(conn: Connection, *, order: OrderRecord, seal: Seal | None) -> OrderRecord:
@@ -146,7 +156,7 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
     whether the position's row exists."""
     key = {"positions_symbol": symbol}
     if conn.dialect.name == "postgresql":
-        ((cash, realized_pnl),) = run(conn, statements.LOCK_ACCOUNT)
+        ((cash, realized_pnl, state, why),) = run(conn, statements.LOCK_ACCOUNT)
         # Read after the lock is held: on PostgreSQL a statement that waited for the lock
         # would still see the position as of its start (READ COMMITTED re-reads only the
         # locked row), so the position must come from a later statement.
@@ -154,7 +164,7 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
     else:
         # BEGIN IMMEDIATE took the database's write lock: one statement reads both.
         rows = run(conn, statements.BOOKS, key)
-        _, cash, _, realized_pnl = next(row for row in rows if row[0] == ACCOUNT_ROW)
+        _, cash, _, realized_pnl, state, why = next(r for r in rows if r[0] == ACCOUNT_ROW)
         rows = [row for row in rows if row[0] != ACCOUNT_ROW]
     position = rows[0] if rows else (symbol, _ZERO, _ZERO, _ZERO)
     books = Books(
@@ -163,5 +173,7 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
         quantity=Decimal(position[1]),
         cost_basis=Decimal(position[2]),
         symbol_realized_pnl=Decimal(position[3]),
+        trading_state=TradingState(state),
+        trading_reason=why,
     )
     return books, bool(rows)

@@ -6,8 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from execution.orders import OrderRecord
+from execution.orders import Listed, OrderRecord
+from execution.trading_state import StateChange
 from shared.market.models import UsdSymbol, utc_iso
+from shared.trading import TradingState
 
 PriceStatus = Literal["live", "stale", "missing"]
 
@@ -66,10 +68,16 @@ class Order(BaseModel):
     risk: dict[str, Any] | None = Field(description="Risk's decision as received")
     trace_id: str | None
     created_at: str
+    account: int | None = Field(
+        default=None,
+        description="The paper account the order was placed on: 1 the first, one more after"
+        " each `POST /api/v1/account/reset`. Listed and looked-up orders carry it; the"
+        " trade's own answer does not.",
+    )
 
     @classmethod
-    def of(cls, record: OrderRecord) -> Order:
-        return cls.model_validate(order_fields(record))
+    def of(cls, listed: Listed) -> Order:
+        return cls.model_validate(order_fields(listed.record) | {"account": listed.account})
 
 
 def order_fields(record: OrderRecord) -> dict[str, Any]:
@@ -110,11 +118,22 @@ class PositionView(BaseModel):
     realized_pnl: float
 
 
+class ClosedPosition(BaseModel):
+    """A symbol traded on this account and no longer held: what it realised."""
+
+    symbol: str
+    realized_pnl: float
+
+
 class Portfolio(BaseModel):
     """The paper account valued at current market prices."""
 
+    account: int = Field(description="1 the first paper account, one more after each reset")
     cash: float
-    positions: list[PositionView]
+    positions: list[PositionView] = Field(description="Open positions (quantity above zero)")
+    closed: list[ClosedPosition] = Field(
+        description="Positions sold down to zero on this account, with their realised P&L"
+    )
     positions_value: float
     realized_pnl: float
     unrealized_pnl: float
@@ -123,3 +142,81 @@ class Portfolio(BaseModel):
     complete: bool = Field(description="False when a price was stale or missing")
     warnings: list[str]
     valued_at: str
+
+
+class TradingStateIn(BaseModel):
+    """An operator's change of the trading state."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"state": "HALTED", "reason": "exchange incident"}]},
+    )
+
+    state: TradingState = Field(
+        description="ACTIVE trades; REDUCING refuses buys (sells go through); HALTED refuses all"
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Why, for the history")
+
+
+class TradingStateOut(BaseModel):
+    """The trading state in force, and who set it, when and why."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "state": "HALTED",
+                    "reason": "equity 94,800.00 is 5.20% below the day's start 100,000.00",
+                    "changed_at": "2025-01-01T12:00:00.123456Z",
+                    "changed_by": "protection:daily_loss",
+                }
+            ]
+        }
+    )
+
+    state: TradingState
+    reason: str
+    changed_at: str = Field(description="ISO-8601 UTC")
+    changed_by: str = Field(description="Who: the operator's key, or protection:<name>")
+
+    @classmethod
+    def of(cls, change: StateChange) -> TradingStateOut:
+        return cls(
+            state=change.state,
+            reason=change.reason,
+            changed_at=utc_iso(change.changed_at),
+            changed_by=change.changed_by,
+        )
+
+
+class TradingStateHistory(BaseModel):
+    """Every change of the trading state, newest first."""
+
+    changes: list[TradingStateOut]
+
+
+class HistoryPoint(BaseModel):
+    timestamp: str
+    equity: float
+    cash: float
+    positions_value: float
+    realized_pnl: float
+    trigger: Literal["fill", "timer", "reset"] = Field(
+        description="Taken after a fill, on the timer, or when the account was (re)opened"
+    )
+
+
+class PortfolioHistory(BaseModel):
+    """The current account's equity over time, oldest first."""
+
+    account: int
+    points: list[HistoryPoint]
+
+
+class ResetAnswer(BaseModel):
+    """The account closed by a reset and the one opened in its place."""
+
+    closed_account: int
+    account: int
+    starting_cash: float
+    reset_at: str

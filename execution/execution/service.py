@@ -13,22 +13,25 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from sqlalchemy import Connection
 
-from execution.broker import Costs, Side, plan_fill
+from execution.broker import Books, Costs, Fill, Refusal, Side, plan_fill
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
 from execution.ledger import Holdings, Ledger, Seal
 from execution.orders import OrderRecord
 from execution.schemas import TradeRequest, order_fields
+from execution.trading_state import TradingRefusedError, refusal
 from shared.client import ServiceClient
 from shared.errors import ServiceUnavailableError, UpstreamClientError
 from shared.tracing import current_trace_id
+from shared.trading import TradingState
 
 APPROVE_PATH = "/api/v1/approve-trade"
 
@@ -60,7 +63,9 @@ class TradeService:
         risk: ServiceClient,
         costs: Costs,
         retry_after: float,
+        on_order: Callable[[OrderRecord], None] = lambda order: None,
     ) -> None:
+        self.on_order = on_order  # told of every order written (the live events)
         self.ledger = ledger
         self.keys = keys
         self.risk = risk
@@ -102,12 +107,16 @@ class TradeService:
             idempotency_key=None if claim is None else claim.key,
             created_at=datetime.now(UTC),
         )
-        seal = self._sealer(claim)
+        if not holdings.trading_state.allows(request.side):
+            # Nothing reaches Risk while halted (or a buy while reducing).
+            await self._refuse(draft, holdings.trading_state, holdings.trading_reason)
+        refused: list[tuple[TradingState, str]] = []
+        seal = self._sealer(claim, refused)
         try:
             decision = await self._ask_risk(request, holdings, claim, draft.order_id)
         except ServiceUnavailableError as exc:
             reason = f"Risk service unavailable ({exc.detail}); no trade was made (fail safe)"
-            await self.ledger.record(replace(draft, reason=reason))
+            self.on_order(await self.ledger.record(replace(draft, reason=reason)))
             raise ServiceUnavailableError(
                 "risk_management",
                 reason,
@@ -124,10 +133,25 @@ class TradeService:
         draft = replace(draft, reason=str(decision.get("reason") or "Approved"), risk=decision)
         side: Side = request.side
         amount = min(draft.requested_amount, max_amount)
-        order = await self.ledger.fill(
-            draft, lambda books: plan_fill(side, amount, price, books, self.costs), seal
-        )
+
+        def plan(books: Books) -> Fill | Refusal:
+            # The state again, under the lock: a halt set while Risk decided still holds.
+            if not books.trading_state.allows(side):
+                refused.append((books.trading_state, books.trading_reason))
+                return Refusal(reason=refusal(books.trading_state, books.trading_reason))
+            return plan_fill(side, amount, price, books, self.costs)
+
+        order = await self.ledger.fill(draft, plan, seal)
+        self.on_order(order)
+        if refused:
+            state, why = refused[0]
+            raise TradingRefusedError(state, why, order.order_id)
         return TradeAnswer(201, render(order))
+
+    async def _refuse(self, draft: OrderRecord, state: TradingState, why: str) -> NoReturn:
+        """Record the attempt as REJECTED and answer 409 naming the state and its reason."""
+        await self.ledger.record(replace(draft, reason=refusal(state, why)))
+        raise TradingRefusedError(state, why, draft.order_id)
 
     async def _ask_risk(
         self, request: TradeRequest, holdings: Holdings, claim: Claim | None, order_id: str
@@ -146,14 +170,16 @@ class TradeService:
         return answer
 
     async def _answer(self, order: OrderRecord, seal: Seal | None) -> TradeAnswer:
-        await self.ledger.record(order, seal)
+        self.on_order(await self.ledger.record(order, seal))
         return TradeAnswer(201, render(order))
 
-    def _sealer(self, claim: Claim | None) -> Seal | None:
+    def _sealer(self, claim: Claim | None, refused: list[tuple[TradingState, str]]) -> Seal | None:
         if claim is None:
             return None
 
         def seal(conn: Connection, order: OrderRecord) -> None:
+            if refused:  # answered 409, not stored: a retry after resuming runs afresh
+                return
             self.keys.answer(conn, claim, 201, render(order).decode(), order.order_id)
 
         return seal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -11,12 +12,14 @@ from market_data_gateway.schemas import (
     CandleWidth,
     OHLCVOut,
     PriceOut,
+    PricesOut,
     RegimeOut,
     problem,
 )
 from market_data_gateway.service import GatewayService
 from shared.auth import ReaderDep
-from shared.market.models import MAX_CANDLES, SymbolPath
+from shared.errors import InvalidRequestError
+from shared.market.models import MAX_CANDLES, SYMBOL_PATTERN, SymbolPath
 
 JSON = "application/json"
 
@@ -41,6 +44,47 @@ async def price(symbol: SymbolPath, request: Request, caller: ReaderDep) -> Resp
     # The hot path: the service from the app's state, not through `Depends` (~14 us).
     service: GatewayService = request.app.state.service
     return Response(await service.price(symbol), media_type=JSON)
+
+
+# Risk prices a whole portfolio with one call: at most this many symbols per batch.
+MAX_BATCH_SYMBOLS = 100
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+
+
+def parse_symbols(text: str) -> list[str]:
+    """`A,B,C` as a list of product ids, or a 422 naming the bad ones."""
+    symbols = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in symbols if not _SYMBOL.fullmatch(s)]
+    message = None
+    if bad:
+        message = f"not BASE-QUOTE product ids: {', '.join(bad[:10])}"
+    elif not symbols:
+        message = "name at least one symbol"
+    elif len(set(symbols)) > MAX_BATCH_SYMBOLS:
+        message = f"at most {MAX_BATCH_SYMBOLS} symbols per request"
+    if message is not None:
+        errors = [
+            {"field": "symbols", "location": "query", "message": message, "type": "value_error"}
+        ]
+        raise InvalidRequestError(f"Invalid request: symbols {message}", extra={"errors": errors})
+    return symbols
+
+
+@router.get("/prices", response_model=PricesOut, responses=PROBLEMS)
+async def prices(
+    service: ServiceDep,
+    caller: ReaderDep,
+    symbols: Annotated[
+        str,
+        Query(
+            max_length=2000,
+            description=f"Comma-separated product ids, at most {MAX_BATCH_SYMBOLS}",
+            examples=["BTC-USD,ETH-USD"],
+        ),
+    ],
+) -> Response:
+    """The latest prices of several symbols, each cached like the single price."""
+    return Response(await service.prices(parse_symbols(symbols)), media_type=JSON)
 
 
 @router.get("/ohlcv/{symbol}", response_model=OHLCVOut, responses=PROBLEMS)
