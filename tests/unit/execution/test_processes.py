@@ -91,12 +91,18 @@ async def test_the_trading_state_survives_sigkill(
     """HALTED and its history are still in force after a SIGKILL and a restart."""
     make = factory(database_url, tmp_path, risk_server, gateway_server)
     process = make()
-    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+    async with (
+        started(process),
+        httpx.AsyncClient(headers=keys.headers(), base_url=process.url) as client,
+    ):
         change = {"state": "HALTED", "reason": "before the crash"}
         set_to = (await client.put("/api/v1/trading-state", json=change)).json()
         process.kill()
     process = make()
-    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+    async with (
+        started(process),
+        httpx.AsyncClient(headers=keys.headers(), base_url=process.url) as client,
+    ):
         state = (await client.get("/api/v1/trading-state")).json()
         history = (await client.get("/api/v1/trading-state/history")).json()["changes"]
         body = {"symbol": "BTC-USD", "side": "buy", "amount": 100}
