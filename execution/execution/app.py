@@ -21,6 +21,7 @@ from execution.events import EventBus
 from execution.history import History
 from execution.idempotency import IdempotencyStore
 from execution.ledger import Ledger
+from execution.metrics import LEDGER_WRITE_BUCKETS, ExecutionFamilies
 from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
@@ -34,6 +35,7 @@ from shared.logs import configure_logging
 from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,19 @@ def create_app(
 ) -> FastAPI:
     """Build the service; `transport` and `direct_source` are seams for tests."""
     settings = settings or Settings()
+    metrics = AppMetrics()
+    write_seconds = metrics.histogram(
+        "execution_ledger_write_seconds",
+        "Ledger write transactions in seconds, waiting for the writer included",
+        LEDGER_WRITE_BUCKETS,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("execution", settings.log_level, settings.log_format)
         async with contextlib.AsyncExitStack() as stack:
             db = open_database(settings)
+            db.observe_write = write_seconds.observe
             stack.push_async_callback(db.dispose)
             await migrate(db, starting_cash=settings.starting_cash)
             wiring = await stack.enter_async_context(
@@ -104,6 +113,11 @@ def create_app(
             )
             app.state.accounts = Accounts(db, starting_cash=settings.starting_cash)
             app.state.history = History(app.state.ledger, app.state.valuer, bus)
+            families = ExecutionFamilies(app.state.trades, app.state.history, app.state.trading)
+            await families.refresh()
+            metrics.clients = lambda: [risk, gateway]
+            metrics.before_scrape = [families.refresh]
+            metrics.sources = [families]
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
             # Subscribed before the first request, so no fill goes unrecorded.
@@ -115,12 +129,14 @@ def create_app(
             yield
 
     return build_app(
+        service="execution",
+        settings=settings,
+        metrics=metrics,
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router],
         dependencies=_dependencies,
-        api_keys=settings.api_keys,
     )
 
 

@@ -152,21 +152,23 @@ def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | N
 
 
 def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
-    """The account and `symbol`'s position read under the account's write lock; and
-    whether the position's row exists."""
-    key = {"positions_symbol": symbol}
+    """The account and every position read under the account's write lock; and whether
+    `symbol`'s position row exists."""
     if conn.dialect.name == "postgresql":
         ((cash, realized_pnl, state, why),) = run(conn, statements.LOCK_ACCOUNT)
         # Read after the lock is held: on PostgreSQL a statement that waited for the lock
-        # would still see the position as of its start (READ COMMITTED re-reads only the
-        # locked row), so the position must come from a later statement.
-        rows = run(conn, statements.POSITION, key)
+        # would still see the positions as of its start (READ COMMITTED re-reads only the
+        # locked row), so they must come from a later statement.
+        rows = run(conn, statements.POSITIONS)
     else:
-        # BEGIN IMMEDIATE took the database's write lock: one statement reads both.
-        rows = run(conn, statements.BOOKS, key)
+        # BEGIN IMMEDIATE took the database's write lock: one statement reads it all.
+        rows = run(conn, statements.BOOKS)
         _, cash, _, realized_pnl, state, why = next(r for r in rows if r[0] == ACCOUNT_ROW)
         rows = [row for row in rows if row[0] != ACCOUNT_ROW]
-    position = rows[0] if rows else (symbol, _ZERO, _ZERO, _ZERO)
+    held = {row[0]: (Decimal(row[1]), Decimal(row[2])) for row in rows}
+    position = next((row for row in rows if row[0] == symbol), None)
+    if position is None:
+        position = (symbol, _ZERO, _ZERO, _ZERO)
     books = Books(
         cash=Decimal(cash),
         realized_pnl=Decimal(realized_pnl),
@@ -175,5 +177,6 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
         symbol_realized_pnl=Decimal(position[3]),
         trading_state=TradingState(state),
         trading_reason=why,
+        held=held,
     )
-    return books, bool(rows)
+    return books, symbol in held

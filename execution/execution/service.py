@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,9 +23,10 @@ from typing import Any, NoReturn
 import orjson
 from sqlalchemy import Connection
 
-from execution.broker import Books, Costs, Fill, Refusal, Side, plan_fill
+from execution.broker import BPS, Books, Costs, Fill, Refusal, Side, execution_price, plan_fill
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
 from execution.ledger import Holdings, Ledger, Seal
+from execution.limits import DecidedLimits, decided_limits, limited_reason, room_at_fill
 from execution.orders import OrderRecord
 from execution.schemas import TradeRequest, order_fields
 from execution.trading_state import TradingRefusedError, refusal
@@ -71,6 +73,9 @@ class TradeService:
         self.risk = risk
         self.costs = costs
         self.retry_after = retry_after
+        # Orders written, by (side, status), and the USD filled: for /metrics.
+        self.orders: Counter[tuple[str, str]] = Counter()
+        self.filled_notional = Decimal(0)
 
     async def trade(self, request: TradeRequest, key: str | None) -> TradeAnswer:
         """Run one trade, or answer a repeated Idempotency-Key from storage."""
@@ -116,7 +121,7 @@ class TradeService:
             decision = await self._ask_risk(request, holdings, claim, draft.order_id)
         except ServiceUnavailableError as exc:
             reason = f"Risk service unavailable ({exc.detail}); no trade was made (fail safe)"
-            self.on_order(await self.ledger.record(replace(draft, reason=reason)))
+            self._written(await self.ledger.record(replace(draft, reason=reason)))
             raise ServiceUnavailableError(
                 "risk_management",
                 reason,
@@ -134,23 +139,44 @@ class TradeService:
         side: Side = request.side
         amount = min(draft.requested_amount, max_amount)
 
+        limits = decided_limits(decision) if side == "buy" else None
+
         def plan(books: Books) -> Fill | Refusal:
             # The state again, under the lock: a halt set while Risk decided still holds.
             if not books.trading_state.allows(side):
                 refused.append((books.trading_state, books.trading_reason))
                 return Refusal(reason=refusal(books.trading_state, books.trading_reason))
-            return plan_fill(side, amount, price, books, self.costs)
+            if limits is None:
+                return plan_fill(side, amount, price, books, self.costs)
+            return self._plan_within_limits(request.symbol, amount, price, books, limits)
 
         order = await self.ledger.fill(draft, plan, seal)
-        self.on_order(order)
+        self._written(order)
         if refused:
             state, why = refused[0]
             raise TradingRefusedError(state, why, order.order_id)
         return TradeAnswer(201, render(order))
 
+    def _plan_within_limits(
+        self, symbol: str, amount: Decimal, price: Decimal, books: Books, limits: DecidedLimits
+    ) -> Fill | Refusal:
+        """A buy sized again by Risk's limits on the locked books (see `execution.limits`)."""
+        fill_price = execution_price("buy", price, self.costs.slippage_bps)
+        fee_rate = self.costs.fee_bps / BPS
+        room, binding = room_at_fill(symbol, books, limits, fill_price, fee_rate)
+        if room >= amount:
+            return plan_fill("buy", amount, price, books, self.costs)
+        why = limited_reason(binding, room, limits)
+        if room < Decimal(repr(limits.min_order_usd)):
+            return Refusal(reason=f"{why}, below the minimum order of {limits.min_order_usd:g}")
+        outcome = plan_fill("buy", room, price, books, self.costs)
+        if isinstance(outcome, Refusal):
+            return outcome
+        return replace(outcome, clamped="; ".join(filter(None, [why, outcome.clamped])))
+
     async def _refuse(self, draft: OrderRecord, state: TradingState, why: str) -> NoReturn:
         """Record the attempt as REJECTED and answer 409 naming the state and its reason."""
-        await self.ledger.record(replace(draft, reason=refusal(state, why)))
+        self._count(await self.ledger.record(replace(draft, reason=refusal(state, why))))
         raise TradingRefusedError(state, why, draft.order_id)
 
     async def _ask_risk(
@@ -170,8 +196,18 @@ class TradeService:
         return answer
 
     async def _answer(self, order: OrderRecord, seal: Seal | None) -> TradeAnswer:
-        self.on_order(await self.ledger.record(order, seal))
+        self._written(await self.ledger.record(order, seal))
         return TradeAnswer(201, render(order))
+
+    def _written(self, order: OrderRecord) -> None:
+        self._count(order)
+        self.on_order(order)
+
+    def _count(self, order: OrderRecord) -> None:
+        """An order was written: count it (and its fill) once."""
+        self.orders[order.side, order.status] += 1
+        if order.status == "FILLED":
+            self.filled_notional += order.filled_amount
 
     def _sealer(self, claim: Claim | None, refused: list[tuple[TradingState, str]]) -> Seal | None:
         if claim is None:

@@ -72,13 +72,10 @@ _NO_STATE = (null().cast(String(16)), null().cast(Text))
 # The account and every position in one statement: one snapshot even in autocommit.
 HOLDINGS = union_all(_account_row(), select(*_POSITION_COLUMNS, *_NO_STATE))
 # SQLite's fill: BEGIN IMMEDIATE already holds the write lock, so one statement reads
-# the account and the traded position.
-BOOKS = union_all(
-    _account_row(),
-    select(*_POSITION_COLUMNS, *_NO_STATE).where(positions.c.symbol == param(positions, "symbol")),
-)
-# PostgreSQL's fill: the account row lock first, then the position in a later statement
-# (a statement that waited for the lock still sees the position as of its own start).
+# the account and every position (the limits are re-checked against all of them).
+BOOKS = HOLDINGS
+# PostgreSQL's fill: the account row lock first, then the positions in a later statement
+# (a statement that waited for the lock still sees the positions as of its own start).
 LOCK_ACCOUNT = (
     select(
         accounts.c.cash,
@@ -89,7 +86,7 @@ LOCK_ACCOUNT = (
     .where(accounts.c.id == ACCOUNT_ID)
     .with_for_update()
 )
-POSITION = select(*_POSITION_COLUMNS).where(positions.c.symbol == param(positions, "symbol"))
+POSITIONS = select(*_POSITION_COLUMNS)
 
 WRITE_ACCOUNT = (
     accounts.update()

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from market_data_gateway.cache import LocalCache, MarketCache
 from market_data_gateway.config import Settings
+from market_data_gateway.metrics import gateway_families
 from market_data_gateway.redis_cache import RedisCache
 from market_data_gateway.routes import router
 from market_data_gateway.service import GatewayService
@@ -19,6 +20,7 @@ from shared.app import build_app
 from shared.health import CheckResult, Dependency
 from shared.logs import configure_logging
 from shared.market.factory import SourceChoice, choose_source
+from shared.metrics import AppMetrics
 from shared.transport import make_http_client
 
 DESCRIPTION = """Prices and closed OHLCV candles for every other service.
@@ -68,6 +70,7 @@ def create_app(
 ) -> FastAPI:
     """The gateway app; `transport`, `clock` and `sleep` are seams for tests."""
     config = settings or Settings()
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +90,7 @@ def create_app(
                 unknown_symbol_ttl=config.unknown_symbol_ttl_seconds,
                 clock=clock,
             )
+            metrics.sources = [lambda: gateway_families(app.state.service)]
             yield
             await choice.source.aclose()
         finally:
@@ -96,15 +100,17 @@ def create_app(
     def dependencies(app: FastAPI) -> list[Dependency]:
         service: GatewayService = app.state.service
         return [
-            Dependency("redis", service.cache.check),
+            Dependency("cache", service.cache.check),
             Dependency("market_source", source_check(app.state.choice, service)),
         ]
 
     return build_app(
+        service="market-data",
+        settings=config,
+        metrics=metrics,
         title="Market Data Gateway",
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router],
         dependencies=dependencies,
-        api_keys=config.api_keys,
     )

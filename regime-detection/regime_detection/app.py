@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from regime_detection.config import Settings
+from regime_detection.metrics import regime_families
 from regime_detection.routes import router
 from regime_detection.service import RegimeService
 from shared.app import build_app
@@ -18,6 +19,7 @@ from shared.logs import configure_logging
 from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 
 def _description(s: Settings) -> str:
@@ -26,7 +28,7 @@ def _description(s: Settings) -> str:
         "Data Gateway (or the market source directly when the gateway is down), deciding "
         f"on the newest candles: VOLATILE when the mean true range of the last "
         f"{s.fast_volatility_periods} candles is at least {s.true_range_ratio_threshold}x "
-        f"the symbol's quiet true range (the lookback's {s.quiet_range_quantile} quantile) "
+        f"the symbol's typical true range (the lookback's {s.typical_range_quantile} quantile) "
         "or the std of their log returns, annualised, reaches "
         f"{s.volatility_ceiling_annualized:.0%}; else TRENDING when Kaufman's efficiency "
         f"ratio over {s.efficiency_periods} closes is at least {s.efficiency_threshold}; "
@@ -46,6 +48,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; `transport`, `source` and `clock` are seams for tests."""
     settings = settings or Settings()
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +59,8 @@ def create_app(
             app.state.gateway = wiring.gateway
             app.state.source_choice = wiring.choice
             app.state.regime = RegimeService(wiring.market, settings, clock=clock)
+            metrics.clients = lambda: [wiring.gateway]
+            metrics.sources = [lambda: regime_families(app.state.regime)]
             yield
 
     def dependencies(app: FastAPI) -> list[Dependency]:
@@ -66,10 +71,12 @@ def create_app(
         ]
 
     return build_app(
+        service="regime-detection",
+        settings=settings,
+        metrics=metrics,
         title="Regime Detection",
         description=_description(settings),
         lifespan=lifespan,
         routers=[router],
         dependencies=dependencies,
-        api_keys=settings.api_keys,
     )

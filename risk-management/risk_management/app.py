@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from risk_management.config import Settings
+from risk_management.metrics import risk_families
 from risk_management.routes import router
 from risk_management.service import RiskService
 from shared.app import build_app
@@ -17,6 +18,7 @@ from shared.logs import configure_logging
 from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 DESCRIPTION = """\
 Pre-trade approval and sizing. A buy is bounded by cash (less a fee reserve), a
@@ -37,6 +39,7 @@ def create_app(
 ) -> FastAPI:
     """Build the service; `transport` and `direct_source` are seams for tests."""
     settings = settings or Settings()
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,15 +51,19 @@ def create_app(
             app.state.gateway, app.state.regime = wiring.gateway, regime
             app.state.source = wiring.choice
             app.state.risk = RiskService(settings, wiring.market, regime)
+            metrics.clients = lambda: [wiring.gateway, regime]
+            metrics.sources = [lambda: risk_families(app.state.risk)]
             yield
 
     return build_app(
+        service="risk-management",
+        settings=settings,
+        metrics=metrics,
         title="Risk Management",
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router],
         dependencies=_dependencies,
-        api_keys=settings.api_keys,
     )
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
-from pydantic import SecretStr
 
 from shared.app import build_app
 from shared.health import Dependency
+from shared.settings import CommonSettings
 from tests.support import keys
 
 
@@ -23,14 +23,17 @@ async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
 def app_with(
     *routers: APIRouter,
     dependencies: Callable[[FastAPI], list[Dependency]] = lambda app: [],
+    api_keys: str | None = None,
     **options: Any,
 ) -> FastAPI:
     """The service app factory's app with `routers`, no lifespan, the given health checks.
 
-    It accepts the test keys (`tests.support.keys`).
+    It accepts the tests' keys (`tests.support.keys`, in the environment), or `api_keys`.
     """
-    options.setdefault("api_keys", SecretStr(keys.API_KEYS))
+    if api_keys is not None:
+        options["settings"] = CommonSettings(api_keys=api_keys)
     return build_app(
+        service="test",
         title="t",
         description="t",
         lifespan=no_lifespan,

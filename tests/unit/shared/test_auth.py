@@ -6,7 +6,6 @@ import logging
 
 import pytest
 from fastapi import APIRouter, FastAPI
-from pydantic import SecretStr
 
 from shared.auth import (
     GRANTS,
@@ -61,7 +60,7 @@ API_KEYS = (
 
 
 def app() -> FastAPI:
-    return app_with(routes(), api_keys=SecretStr(API_KEYS))
+    return app_with(routes(), api_keys=API_KEYS)
 
 
 def test_entries_of_every_form_are_read() -> None:
@@ -101,7 +100,7 @@ def test_no_keys_means_the_service_refuses_to_start(text: str) -> None:
     with pytest.raises(KeyConfigError, match="API_KEYS is not set"):
         load_keyring(text)
     with pytest.raises(KeyConfigError, match="API_KEYS is not set"):
-        app_with(routes(), api_keys=SecretStr(text))
+        app_with(routes(), api_keys=text)
 
 
 def test_grants_follow_the_roles() -> None:
@@ -184,8 +183,9 @@ async def test_logs_name_role_and_key_id_never_the_key(caplog: pytest.LogCapture
 
 
 async def test_health_docs_and_openapi_need_no_key() -> None:
-    """/health, /docs and /openapi.json are open; the document names the key header."""
+    """/health, /metrics, /docs and /openapi.json are open; the document names the header."""
     async with client_of(app(), headers={}) as client:
+        assert (await client.get("/metrics")).status_code == 200
         health = await client.get("/health")
         docs = await client.get("/docs")
         document = await client.get("/openapi.json")
