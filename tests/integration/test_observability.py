@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.stack import START_ORDER, Stack
+from tests.support import keys
 from tests.support.metrics import COMMON_FAMILIES, OWN_FAMILIES, Scraped, parse_metrics
 from tests.support.otlp_collector import OtlpCollector
 from tests.support.servers import wait_until
@@ -28,7 +29,7 @@ def trade(urls: dict[str, str], amount: float, **headers: str) -> httpx.Response
     return httpx.post(
         urls["execution"] + "/api/v1/trade",
         json={"symbol": "BTC-USD", "side": "buy", "amount": amount},
-        headers=headers,
+        headers={**keys.headers(), **headers},
         timeout=15,
     )
 

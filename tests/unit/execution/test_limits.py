@@ -17,6 +17,7 @@ from regime_detection.schemas import RegimeResponse
 from risk_management.app import create_app as create_risk
 from risk_management.config import Settings as RiskSettings
 
+from tests.support import keys
 from tests.support.servers import ThreadServer, serve_in_thread
 from tests.unit.execution.conftest import StartApp, fresh_database
 from tests.unit.execution.stubs import GatewayStub, RiskStub
@@ -68,7 +69,7 @@ def priced(gateway: GatewayStub) -> GatewayStub:
 
 
 async def buy_all(urls: list[str], symbols: list[str], amount: float) -> list[httpx.Response]:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(headers=keys.headers(), timeout=60) as client:
         return await asyncio.gather(
             *(
                 client.post(
@@ -143,7 +144,9 @@ async def test_two_processes_on_postgresql_stay_within_the_limits(
         urls = [p.url for p in processes]
         answers = await buy_all(urls, symbols, 1e6)
         assert {a.status_code for a in answers} == {201}
-        async with httpx.AsyncClient(base_url=urls[0], timeout=30) as client:
+        async with httpx.AsyncClient(
+            headers=keys.headers(), base_url=urls[0], timeout=30
+        ) as client:
             holdings = (await client.get("/api/v1/portfolio")).json()
             orders = (await client.get("/api/v1/orders", params={"limit": 500})).json()
     _check(holdings, orders["orders"], symbols)
