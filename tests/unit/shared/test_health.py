@@ -199,3 +199,15 @@ async def test_head_answers_like_get() -> None:
         assert head.status_code == get.status_code
         assert head.headers["content-type"] == get.headers["content-type"]
         assert head.headers.get("retry-after") == get.headers.get("retry-after")
+
+
+async def test_livez_answers_while_health_is_unhealthy() -> None:
+    """Liveness checks nothing: 200 alive even when a critical dependency is down."""
+    sick = [Dependency("db", fixed("unhealthy"), critical=True)]
+    app = FastAPI()
+    app.include_router(health_router(lambda: sick, version="9"))
+    async with client_of(app) as client:
+        live = await client.get("/livez")
+        ready = await client.get("/health")
+    assert (live.status_code, live.json()) == (200, {"status": "alive"})
+    assert ready.status_code == 503
