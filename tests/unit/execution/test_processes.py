@@ -174,7 +174,10 @@ async def test_a_retry_after_a_crash_mid_request_is_answered_with_one_fill(
             process.env["IDEMPOTENCY_WAIT_SECONDS"] = "10"
         headers = {"Idempotency-Key": "crash-1"}
         body = {"symbol": "BTC-USD", "side": "buy", "amount": 100}
-        async with started(first, second), httpx.AsyncClient(timeout=30) as client:
+        async with (
+            started(first, second),
+            httpx.AsyncClient(headers=keys.headers(), timeout=30) as client,
+        ):
             doomed = asyncio.create_task(
                 client.post(f"{first.url}/api/v1/trade", json=body, headers=headers)
             )
