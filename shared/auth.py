@@ -212,3 +212,5 @@ AdminDep = Annotated[Caller, Depends(requires(Role.ADMIN))]
 ServiceDep = Annotated[Caller, Depends(requires(Role.SERVICE))]
 # Market data and regimes: people read them, and so do the other services.
 ReaderDep = Annotated[Caller, Depends(requires(Role.VIEWER, Role.SERVICE))]
+# Any configured key, whatever its role (who am I?).
+AnyKeyDep = Annotated[Caller, Depends(requires(*Role))]

@@ -10,10 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from market_data_gateway.schemas import (
     PROBLEMS,
     CandleWidth,
+    OHLCVManyOut,
     OHLCVOut,
     PriceOut,
     PricesOut,
     RegimeOut,
+    SymbolsOut,
     problem,
 )
 from market_data_gateway.service import GatewayService
@@ -46,6 +48,17 @@ async def price(symbol: SymbolPath, request: Request, caller: ReaderDep) -> Resp
     return Response(await service.price(symbol), media_type=JSON)
 
 
+@router.get(
+    "/symbols",
+    response_model=SymbolsOut,
+    responses={503: PROBLEMS[503]},
+)
+async def symbols(service: ServiceDep, caller: ReaderDep) -> Response:
+    """The products the source lists: Coinbase's `/products` when live (`listed` when
+    online and trading), a fixed list on the simulator (see the README)."""
+    return Response(await service.symbols(), media_type=JSON)
+
+
 # Risk prices a whole portfolio with one call: at most this many symbols per batch.
 MAX_BATCH_SYMBOLS = 100
 _SYMBOL = re.compile(SYMBOL_PATTERN)
@@ -70,21 +83,38 @@ def parse_symbols(text: str) -> list[str]:
     return symbols
 
 
+SymbolsQuery = Annotated[
+    str,
+    Query(
+        max_length=2000,
+        description=f"Comma-separated product ids, at most {MAX_BATCH_SYMBOLS}",
+        examples=["BTC-USD,ETH-USD"],
+    ),
+]
+PeriodsQuery = Annotated[
+    int, Query(ge=1, le=MAX_CANDLES, description="How many closed candles, at most")
+]
+
+
 @router.get("/prices", response_model=PricesOut, responses=PROBLEMS)
-async def prices(
+async def prices(symbols: SymbolsQuery, request: Request, caller: ReaderDep) -> Response:
+    """The latest prices of several symbols, each cached like the single price."""
+    # On Risk's hot path, like the single price: the service from the app's state.
+    service: GatewayService = request.app.state.service
+    return Response(await service.prices(parse_symbols(symbols)), media_type=JSON)
+
+
+@router.get("/ohlcv", response_model=OHLCVManyOut, responses=PROBLEMS)
+async def ohlcv_many(
+    symbols: SymbolsQuery,
     service: ServiceDep,
     caller: ReaderDep,
-    symbols: Annotated[
-        str,
-        Query(
-            max_length=2000,
-            description=f"Comma-separated product ids, at most {MAX_BATCH_SYMBOLS}",
-            examples=["BTC-USD,ETH-USD"],
-        ),
-    ],
+    periods: PeriodsQuery = 60,
+    granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
 ) -> Response:
-    """The latest prices of several symbols, each cached like the single price."""
-    return Response(await service.prices(parse_symbols(symbols)), media_type=JSON)
+    """Several symbols' last `periods` closed candles, each cached like the single read."""
+    body = await service.ohlcv_many(parse_symbols(symbols), int(granularity), periods)
+    return Response(body, media_type=JSON)
 
 
 @router.get("/ohlcv/{symbol}", response_model=OHLCVOut, responses=PROBLEMS)
@@ -92,9 +122,7 @@ async def ohlcv(
     symbol: SymbolPath,
     service: ServiceDep,
     caller: ReaderDep,
-    periods: Annotated[
-        int, Query(ge=1, le=MAX_CANDLES, description="How many closed candles, at most")
-    ] = 60,
+    periods: PeriodsQuery = 60,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
 ) -> Response:
     """The last `periods` closed candles, oldest first; gaps (no trades) are not filled in."""
