@@ -12,6 +12,7 @@ from execution.app import create_app
 from execution.config import Settings
 
 from shared.market.source import MarketSource
+from tests.support import keys
 from tests.support.servers import serve_in_thread
 from tests.unit.execution.stubs import FakeSource, RiskStub
 
@@ -50,7 +51,7 @@ async def test_an_order_event_follows_a_trade_within_a_second(
     )
     with serve_in_thread(app) as server:
         async with (
-            httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+            httpx.AsyncClient(headers=keys.headers(), base_url=server.url, timeout=10) as client,
             client.stream("GET", "/api/v1/events") as stream,
         ):
             assert stream.headers["content-type"].startswith("text/event-stream")
@@ -85,7 +86,7 @@ async def test_trading_state_changes_and_refusals_are_streamed(
     )
     with serve_in_thread(app) as server:
         async with (
-            httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+            httpx.AsyncClient(headers=keys.headers(), base_url=server.url, timeout=10) as client,
             client.stream("GET", "/api/v1/events") as stream,
         ):
             events = sse_events(stream)
