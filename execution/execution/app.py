@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from execution.broker import Costs
 from execution.config import Settings
 from execution.db import Database, open_database
+from execution.deps import State
 from execution.idempotency import IdempotencyStore
 from execution.ledger import Ledger
 from execution.migrate import migrate
@@ -24,9 +26,8 @@ from execution.portfolio import PortfolioValuer
 from execution.routes import router
 from execution.service import TradeService
 from shared.app import build_app
-from shared.health import CheckResult, Dependency, breaker_check
+from shared.health import CheckFn, CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
-from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
 
@@ -49,40 +50,41 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    direct_source: MarketSource | None = None,
+    market_source: MarketSource | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> FastAPI:
-    """Build the service; `transport` and `direct_source` are seams for tests."""
+    """Build the service; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         configure_logging("execution", settings.log_level, settings.log_format)
         async with contextlib.AsyncExitStack() as stack:
-            db = open_database(settings)
-            stack.push_async_callback(db.dispose)
-            await migrate(db, starting_cash=settings.starting_cash)
+            database = open_database(settings)
+            stack.push_async_callback(database.dispose)
+            await migrate(database, starting_cash=settings.starting_cash)
             wiring = await stack.enter_async_context(
-                open_market(settings, transport=transport, direct_source=direct_source)
+                open_market(
+                    settings,
+                    transport=transport,
+                    market_source=market_source,
+                    clock=clock,
+                    sleep=sleep,
+                )
             )
-            risk, gateway, choice = (
-                wiring.client("risk_management", settings),
-                wiring.gateway,
-                wiring.choice,
-            )
+            risk_client = wiring.client("risk_management", settings)
             keys = IdempotencyStore(
-                db,
+                database,
                 ttl=timedelta(hours=settings.idempotency_ttl_hours),
                 lock_seconds=settings.idempotency_lock_seconds,
                 wait_seconds=settings.idempotency_wait_seconds,
             )
-            app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
-            app.state.source = choice
-            app.state.ledger = Ledger(db)
-            app.state.orders = OrderBook(db)
-            app.state.trades = TradeService(
-                ledger=app.state.ledger,
+            ledger = Ledger(database)
+            trades = TradeService(
+                ledger=ledger,
                 keys=keys,
-                risk=risk,
+                risk=risk_client,
                 costs=Costs(
                     slippage_bps=settings.slippage_bps,
                     fee_bps=settings.fee_bps,
@@ -90,20 +92,30 @@ def create_app(
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
             )
-            app.state.valuer = PortfolioValuer(
-                wiring.market,
-                stale_after=timedelta(seconds=settings.price_stale_seconds),
+            valuer = PortfolioValuer(
+                wiring.market, stale_after=timedelta(seconds=settings.price_stale_seconds)
             )
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
-            yield
+            yield {
+                "trades": trades,
+                "ledger": ledger,
+                "orders": OrderBook(database),
+                "valuer": valuer,
+                # The ledger is critical (no trades without it); the upstreams are not.
+                "health_checks": [
+                    Dependency("database", database_check(database), critical=True),
+                    Dependency("risk_management", breaker_check(risk_client.breaker)),
+                    Dependency("market_data", breaker_check(wiring.gateway.breaker)),
+                    Dependency("market_source", wiring.choice.check),
+                ],
+            }
 
     return build_app(
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router],
-        dependencies=_dependencies,
     )
 
 
@@ -119,20 +131,11 @@ async def _purge_keys(keys: IdempotencyStore) -> None:
         await asyncio.sleep(PURGE_EVERY_SECONDS)
 
 
-def _dependencies(app: FastAPI) -> list[Dependency]:
-    """The ledger (critical: no trades without it) and the upstreams' breakers."""
-    if not hasattr(app.state, "trades"):
-        return []
-    db: Database = app.state.db
-    choice: SourceChoice = app.state.source
+def database_check(database: Database) -> CheckFn:
+    """`/health`: the ledger answers a trivial query."""
 
-    async def database_check() -> CheckResult:
-        await db.read(lambda conn: conn.execute(text("SELECT 1")))
-        return CheckResult("healthy", {"dialect": db.dialect})
+    async def check() -> CheckResult:
+        await database.read(lambda conn: conn.execute(text("SELECT 1")))
+        return CheckResult("healthy", {"dialect": database.dialect})
 
-    return [
-        Dependency("database", database_check, critical=True),
-        Dependency("risk_management", breaker_check(app.state.risk.breaker)),
-        Dependency("market_data", breaker_check(app.state.gateway.breaker)),
-        Dependency("market_source", choice.check),
-    ]
+    return check

@@ -4,34 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query
 
-from execution.ledger import Ledger
-from execution.orders import OrderBook
-from execution.portfolio import PortfolioValuer
+from execution.deps import LedgerDep, OrdersDep, TradesDep, ValuerDep
 from execution.schemas import Order, OrderList, Portfolio, TradeRequest
-from execution.service import TradeService
-from shared.bodies import json_body, read_body
+from shared.bodies import JsonRoute
+from shared.responses import JSONBytes
 
-router = APIRouter(prefix="/api/v1", tags=["execution"])
-
-
-# `async def`: FastAPI would run a plain `def` dependency in the thread pool per request.
-async def get_orders(request: Request) -> OrderBook:
-    return request.app.state.orders  # type: ignore[no-any-return]
+router = APIRouter(prefix="/api/v1", tags=["execution"], route_class=JsonRoute)
 
 
-async def get_ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
-
-
-async def get_valuer(request: Request) -> PortfolioValuer:
-    return request.app.state.valuer  # type: ignore[no-any-return]
-
-
-OrdersDep = Annotated[OrderBook, Depends(get_orders)]
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
-ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -47,24 +29,21 @@ IdempotencyKey = Annotated[
     "/trade",
     status_code=201,
     response_model=Order,
-    openapi_extra=json_body(TradeRequest),
+    response_class=JSONBytes,
     responses={
         422: {"description": "Invalid body, or an Idempotency-Key reused with another body"},
         409: {"description": "The same Idempotency-Key is still in flight"},
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
 )
-async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
+async def trade(
+    body: TradeRequest, trades: TradesDep, idempotency_key: IdempotencyKey = None
+) -> JSONBytes:
     """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""
-    # The hot path: the body read by `read_body`, the service straight from the app's
-    # state rather than through `Depends` (see `shared.bodies`).
-    body = await read_body(request, TradeRequest)
-    trades: TradeService = request.app.state.trades
     answer = await trades.trade(body, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
-    return Response(
-        answer.body, status_code=answer.status_code, media_type="application/json", headers=headers
-    )
+    # The order is rendered once by the service: the same bytes are stored for replays.
+    return JSONBytes(answer.body, status_code=answer.status_code, headers=headers)
 
 
 @router.get("/orders", responses={422: {"description": "Invalid limit or cursor"}})

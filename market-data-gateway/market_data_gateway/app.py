@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from market_data_gateway.cache import LocalCache, MarketCache
 from market_data_gateway.config import Settings
+from market_data_gateway.deps import State
 from market_data_gateway.redis_cache import RedisCache
 from market_data_gateway.routes import router
 from market_data_gateway.service import GatewayService
@@ -19,6 +20,7 @@ from shared.app import build_app
 from shared.health import CheckResult, Dependency
 from shared.logs import configure_logging
 from shared.market.factory import SourceChoice, choose_source
+from shared.market.source import MarketSource
 from shared.transport import make_http_client
 
 DESCRIPTION = """Prices and closed OHLCV candles for every other service.
@@ -63,23 +65,26 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> FastAPI:
-    """The gateway app; `transport`, `clock` and `sleep` are seams for tests."""
+    """The gateway app; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     config = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         configure_logging("market-data-gateway", config.log_level, config.log_format)
         http = make_http_client(transport, timeout=config.coinbase_timeout_seconds)
         cache = build_cache(config, clock)
         try:
-            choice = await choose_source(
-                config, http, clock=clock, sleep=sleep, options=config.coinbase_options()
-            )
-            app.state.choice = choice
-            app.state.service = GatewayService(
+            if market_source is not None:
+                choice = SourceChoice(market_source, "injected")
+            else:
+                choice = await choose_source(
+                    config, http, clock=clock, sleep=sleep, options=config.coinbase_options()
+                )
+            market = GatewayService(
                 choice.source,
                 cache,
                 price_ttl=config.price_ttl_seconds,
@@ -87,23 +92,21 @@ def create_app(
                 unknown_symbol_ttl=config.unknown_symbol_ttl_seconds,
                 clock=clock,
             )
-            yield
+            yield {
+                "market": market,
+                "health_checks": [
+                    Dependency("redis", cache.check),
+                    Dependency("market_source", source_check(choice, market)),
+                ],
+            }
             await choice.source.aclose()
         finally:
             await cache.aclose()
             await http.aclose()
-
-    def dependencies(app: FastAPI) -> list[Dependency]:
-        service: GatewayService = app.state.service
-        return [
-            Dependency("redis", service.cache.check),
-            Dependency("market_source", source_check(app.state.choice, service)),
-        ]
 
     return build_app(
         title="Market Data Gateway",
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router],
-        dependencies=dependencies,
     )

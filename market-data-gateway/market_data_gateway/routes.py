@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query
 
+from market_data_gateway.deps import MarketDep
 from market_data_gateway.schemas import (
     PROBLEMS,
     CandleWidth,
@@ -14,45 +15,35 @@ from market_data_gateway.schemas import (
     RegimeOut,
     problem,
 )
-from market_data_gateway.service import GatewayService
+from shared.bodies import JsonRoute
 from shared.market.models import MAX_CANDLES, SymbolPath
+from shared.responses import JSONBytes
 
-JSON = "application/json"
-
-router = APIRouter(prefix="/api/v1", tags=["market data"])
-
-
-async def get_service(request: Request) -> GatewayService:
-    # async: a sync dependency would be run in the thread pool, on every request.
-    service: GatewayService = request.app.state.service
-    return service
+router = APIRouter(prefix="/api/v1", tags=["market data"], route_class=JsonRoute)
 
 
-ServiceDep = Annotated[GatewayService, Depends(get_service)]
 GranularityQuery = Annotated[
     CandleWidth, Query(description="Candle width in seconds (Coinbase's widths)")
 ]
 
 
 @router.get("/price/{symbol}", response_model=PriceOut, responses=PROBLEMS)
-async def price(symbol: SymbolPath, request: Request) -> Response:
+async def price(symbol: SymbolPath, market: MarketDep) -> JSONBytes:
     """The latest trade price of a symbol (cached for PRICE_TTL_SECONDS)."""
-    # The hot path: the service from the app's state, not through `Depends` (~14 us).
-    service: GatewayService = request.app.state.service
-    return Response(await service.price(symbol), media_type=JSON)
+    return JSONBytes(await market.price(symbol))
 
 
 @router.get("/ohlcv/{symbol}", response_model=OHLCVOut, responses=PROBLEMS)
 async def ohlcv(
     symbol: SymbolPath,
-    service: ServiceDep,
+    market: MarketDep,
     periods: Annotated[
         int, Query(ge=1, le=MAX_CANDLES, description="How many closed candles, at most")
     ] = 60,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
-) -> Response:
+) -> JSONBytes:
     """The last `periods` closed candles, oldest first; gaps (no trades) are not filled in."""
-    return Response(await service.ohlcv(symbol, int(granularity), periods), media_type=JSON)
+    return JSONBytes(await market.ohlcv(symbol, int(granularity), periods))
 
 
 @router.get(
@@ -66,7 +57,7 @@ async def ohlcv(
 )
 async def true_regime(
     symbol: SymbolPath,
-    service: ServiceDep,
+    market: MarketDep,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
     at: Annotated[
         str | None,
@@ -77,4 +68,4 @@ async def true_regime(
     ] = None,
 ) -> RegimeOut:
     """The simulator's true regime of a candle (404 unless the source is `simulated`)."""
-    return RegimeOut.model_validate(service.true_regime(symbol, int(granularity), at))
+    return RegimeOut.model_validate(market.true_regime(symbol, int(granularity), at))

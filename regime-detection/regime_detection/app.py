@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 
 from regime_detection.config import Settings
+from regime_detection.deps import State
 from regime_detection.routes import router
 from regime_detection.service import RegimeService
 from shared.app import build_app
 from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
-from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
 
@@ -32,34 +33,30 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    source: MarketSource | None = None,
+    market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> FastAPI:
-    """Build the app; `transport`, `source` and `clock` are seams for tests."""
+    """Build the app; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         configure_logging("regime-detection", settings.log_level, settings.log_format)
         async with open_market(
-            settings, transport=transport, direct_source=source, clock=clock
+            settings, transport=transport, market_source=market_source, clock=clock, sleep=sleep
         ) as wiring:
-            app.state.gateway = wiring.gateway
-            app.state.source_choice = wiring.choice
-            app.state.regime = RegimeService(wiring.market, settings, clock=clock)
-            yield
-
-    def dependencies(app: FastAPI) -> list[Dependency]:
-        choice: SourceChoice = app.state.source_choice
-        return [
-            Dependency("market_data", breaker_check(app.state.gateway.breaker)),
-            Dependency("market_source", choice.check),
-        ]
+            yield {
+                "regimes": RegimeService(wiring.market, settings, clock=clock),
+                "health_checks": [
+                    Dependency("market_data", breaker_check(wiring.gateway.breaker)),
+                    Dependency("market_source", wiring.choice.check),
+                ],
+            }
 
     return build_app(
         title="Regime Detection",
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router],
-        dependencies=dependencies,
     )

@@ -1,0 +1,50 @@
+"""What Execution's routes use: the lifespan's typed state and one dependency per part."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from execution.ledger import Ledger
+from execution.orders import OrderBook
+from execution.portfolio import PortfolioValuer
+from execution.service import TradeService
+from shared.app import AppState, lifespan_state
+
+
+class State(AppState):
+    """What the lifespan yields (see `app.py`)."""
+
+    trades: TradeService
+    ledger: Ledger
+    orders: OrderBook
+    valuer: PortfolioValuer
+
+
+def state(request: Request) -> State:
+    """The lifespan's state as this request sees it."""
+    return cast(State, lifespan_state(request))
+
+
+# async: FastAPI runs a plain `def` dependency in the thread pool, on every request.
+async def get_trades(request: Request) -> TradeService:
+    return state(request)["trades"]
+
+
+async def get_ledger(request: Request) -> Ledger:
+    return state(request)["ledger"]
+
+
+async def get_orders(request: Request) -> OrderBook:
+    return state(request)["orders"]
+
+
+async def get_valuer(request: Request) -> PortfolioValuer:
+    return state(request)["valuer"]
+
+
+TradesDep = Annotated[TradeService, Depends(get_trades)]
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+OrdersDep = Annotated[OrderBook, Depends(get_orders)]
+ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
