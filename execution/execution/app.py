@@ -56,10 +56,11 @@ def create_app(
 ) -> FastAPI:
     """Build the service; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     settings = settings or Settings()
+    # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
+    configure_logging("execution", settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        configure_logging("execution", settings.log_level, settings.log_format)
         async with contextlib.AsyncExitStack() as stack:
             database = open_database(settings)
             stack.push_async_callback(database.dispose)

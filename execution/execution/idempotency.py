@@ -106,10 +106,14 @@ class IdempotencyStore:
         if row is None or row.created_at <= now - self.ttl:
             return _CLAIMABLE
         if row.fingerprint != fingerprint:
-            raise InvalidRequestError(
-                "Idempotency-Key was already used with a different request body",
-                extra={"errors": [{"field": "Idempotency-Key", "location": "header"}]},
-            )
+            detail = "Idempotency-Key was already used with a different request body"
+            error = {
+                "field": "Idempotency-Key",
+                "location": "header",
+                "message": detail,
+                "type": "idempotency_key_reused",
+            }
+            raise InvalidRequestError(detail, extra={"errors": [error]})
         if row.status_code is not None:
             return StoredAnswer(row.status_code, row.response)
         return _CLAIMABLE if row.locked_at <= now - self.lock else _WAIT

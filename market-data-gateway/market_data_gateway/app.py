@@ -71,10 +71,11 @@ def create_app(
 ) -> FastAPI:
     """The gateway app; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     config = settings or Settings()
+    # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
+    configure_logging("market-data-gateway", config.log_level, config.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        configure_logging("market-data-gateway", config.log_level, config.log_format)
         http = make_http_client(transport, timeout=config.coinbase_timeout_seconds)
         cache = build_cache(config, clock)
         try:

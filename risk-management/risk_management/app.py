@@ -41,10 +41,11 @@ def create_app(
 ) -> FastAPI:
     """Build the service; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     settings = settings or Settings()
+    # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
+    configure_logging("risk-management", settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        configure_logging("risk-management", settings.log_level, settings.log_format)
         async with open_market(
             settings, transport=transport, market_source=market_source, clock=clock, sleep=sleep
         ) as wiring:

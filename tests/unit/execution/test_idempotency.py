@@ -16,6 +16,7 @@ from execution.models import idempotency_keys, orders
 from sqlalchemy import func, select
 
 from shared.errors import ConflictError, InvalidRequestError
+from shared.problems import Problem
 from tests.unit.execution.conftest import StartApp
 from tests.unit.execution.stubs import RiskStub
 
@@ -61,14 +62,16 @@ async def test_replay_after_completion_is_the_stored_answer(client: httpx.AsyncC
 
 
 async def test_same_key_other_body_is_422(client: httpx.AsyncClient) -> None:
-    """Reusing a key with a different body is a 422 problem naming the header."""
+    """Reusing a key with a different body is a 422 `Problem` naming the header."""
     await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-2"})
     other = await client.post(
         "/api/v1/trade", json=BODY | {"amount": 251}, headers={"Idempotency-Key": "k-2"}
     )
     assert other.status_code == 422
-    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
-    assert "different request" in other.json()["detail"]
+    problem = Problem.model_validate(other.json())  # every `errors` item complete
+    assert problem.errors is not None
+    assert [(e.field, e.location) for e in problem.errors] == [("Idempotency-Key", "header")]
+    assert "different request" in problem.detail
 
 
 async def test_503_is_not_stored_so_a_retry_trades(
