@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from execution import statements
 from execution.db import Database
+from execution.dialects import dialect_of
 from execution.models import idempotency_keys as keys
 from execution.statements import params
 from shared.errors import ConflictError, InvalidRequestError
@@ -127,9 +127,9 @@ class IdempotencyStore:
     def _claim_tx(self, conn: Connection, *, claim: Claim, fingerprint: str) -> Any:
         now = self._now()
         mine = {"owner": claim.owner, "fingerprint": fingerprint, "locked_at": now}
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         inserted = conn.execute(
-            dialect.insert(keys)
+            dialect_of(conn)
+            .insert(keys)
             .values(key=claim.key, created_at=now, **mine)
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(keys.c.key)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from execution import statements
 from execution.broker import Books, Fill, Refusal, Side, apply_fill
 from execution.db import Database
+from execution.dialects import dialect_of
 from execution.models import accounts, positions
 from execution.orders import OrderRecord, order_params
 from execution.statements import ACCOUNT_ROW, params, run
@@ -56,7 +57,7 @@ class Ledger:
 
     async def holdings(self) -> Holdings:
         """The account and every position, as of now (no locks taken)."""
-        return await self.db.read(_holdings)
+        return await self.db.read_books(_holdings)
 
     async def record(self, order: OrderRecord, seal: Seal | None = None) -> OrderRecord:
         """Write an order that moves no money (a rejection or a refused attempt)."""
@@ -130,12 +131,7 @@ def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | N
     )
     values["accounts_updated_at"] = now
     # Every position write holds the account lock, so no one else can insert this row.
-    if conn.dialect.name == "postgresql":
-        run(conn, statements.WRITE_FILL_POSTGRES[held], values)
-    else:
-        run(conn, statements.WRITE_ACCOUNT, values)
-        run(conn, statements.UPDATE_POSITION if held else statements.INSERT_POSITION, values)
-        run(conn, statements.INSERT_ORDER, values)
+    dialect_of(conn).write_fill(conn, values, held)
     if seal is not None:
         seal(conn, order)
     return order
@@ -144,18 +140,7 @@ def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | N
 def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
     """The account and `symbol`'s position read under the account's write lock; and
     whether the position's row exists."""
-    key = {"positions_symbol": symbol}
-    if conn.dialect.name == "postgresql":
-        ((cash, realized_pnl),) = run(conn, statements.LOCK_ACCOUNT)
-        # Read after the lock is held: on PostgreSQL a statement that waited for the lock
-        # would still see the position as of its start (READ COMMITTED re-reads only the
-        # locked row), so the position must come from a later statement.
-        rows = run(conn, statements.POSITION, key)
-    else:
-        # BEGIN IMMEDIATE took the database's write lock: one statement reads both.
-        rows = run(conn, statements.BOOKS, key)
-        _, cash, _, realized_pnl = next(row for row in rows if row[0] == ACCOUNT_ROW)
-        rows = [row for row in rows if row[0] != ACCOUNT_ROW]
+    (cash, realized_pnl), rows = dialect_of(conn).locked_books(conn, symbol)
     position = rows[0] if rows else (symbol, _ZERO, _ZERO, _ZERO)
     books = Books(
         cash=Decimal(cash),
