@@ -29,7 +29,6 @@ IdempotencyKey = Annotated[
     "/trade",
     status_code=201,
     response_model=Order,
-    response_class=JSONBytes,
     responses={
         422: {"description": "Invalid body, or an Idempotency-Key reused with another body"},
         409: {"description": "The same Idempotency-Key is still in flight"},
