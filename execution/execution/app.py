@@ -14,16 +14,20 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
 from execution.db import Database, open_database
 from execution.deps import State
+from execution.events import EventBus
+from execution.history import History
 from execution.idempotency import IdempotencyStore
 from execution.ledger import Ledger
 from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.routes import router
+from execution.schemas import order_fields
 from execution.service import TradeService
 from shared.app import build_app
 from shared.health import CheckFn, CheckResult, Dependency, breaker_check
@@ -81,6 +85,7 @@ def create_app(
                 lock_seconds=settings.idempotency_lock_seconds,
                 wait_seconds=settings.idempotency_wait_seconds,
             )
+            events = EventBus()
             ledger = Ledger(database)
             trades = TradeService(
                 ledger=ledger,
@@ -92,17 +97,26 @@ def create_app(
                     min_order_amount=settings.min_order_amount,
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
+                on_order=lambda order: events.publish("order", order_fields(order)),
             )
             valuer = PortfolioValuer(
                 wiring.market, stale_after=timedelta(seconds=settings.price_stale_seconds)
             )
+            history = History(ledger, valuer, events)
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
+            # Subscribed before the first request, so no fill goes unrecorded.
+            fills = stack.enter_context(events.subscribe())
+            recorder = asyncio.create_task(history.run(fills, settings.portfolio_history_seconds))
+            stack.callback(recorder.cancel)
             yield {
                 "trades": trades,
                 "ledger": ledger,
                 "orders": OrderBook(database),
                 "valuer": valuer,
+                "accounts": Accounts(database, starting_cash=settings.starting_cash),
+                "history": history,
+                "events": events,
                 # The ledger is critical (no trades without it); the upstreams are not.
                 "health_checks": [
                     Dependency("database", database_check(database), critical=True),

@@ -46,5 +46,7 @@ class Settings(MarketSettings):
 
     # Retry-After sent with a 503 when Risk cannot be reached and its breaker says nothing.
     unavailable_retry_after_seconds: float = Field(default=2.0, gt=0)
+    # A point of the portfolio's history every this many seconds (0: only after fills).
+    portfolio_history_seconds: float = Field(default=60.0, ge=0)
     # A quote older than this is marked stale in the portfolio.
     price_stale_seconds: float = Field(default=60.0, gt=0)

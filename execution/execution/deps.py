@@ -6,6 +6,9 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from execution.account import Accounts
+from execution.events import EventBus
+from execution.history import History
 from execution.ledger import Ledger
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
@@ -20,6 +23,9 @@ class State(AppState):
     ledger: Ledger
     orders: OrderBook
     valuer: PortfolioValuer
+    accounts: Accounts
+    history: History
+    events: EventBus
 
 
 def state(request: Request) -> State:
@@ -44,7 +50,22 @@ async def get_valuer(request: Request) -> PortfolioValuer:
     return state(request)["valuer"]
 
 
+async def get_accounts(request: Request) -> Accounts:
+    return state(request)["accounts"]
+
+
+async def get_history(request: Request) -> History:
+    return state(request)["history"]
+
+
+async def get_events(request: Request) -> EventBus:
+    return state(request)["events"]
+
+
 TradesDep = Annotated[TradeService, Depends(get_trades)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 OrdersDep = Annotated[OrderBook, Depends(get_orders)]
 ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+HistoryDep = Annotated[History, Depends(get_history)]
+EventsDep = Annotated[EventBus, Depends(get_events)]

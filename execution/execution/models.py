@@ -112,6 +112,32 @@ orders = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# One row per reset of the paper account: orders up to `last_order_seq` belong to account
+# `account` (1 the first); the old account's books are kept in `books` (nothing deleted).
+account_resets = Table(
+    "account_resets",
+    metadata,
+    Column("account", Integer, primary_key=True, autoincrement=False),
+    Column("last_order_seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("reset_at", UtcDateTime, nullable=False),
+    Column("books", JSON, nullable=False),
+)
+
+# The equity curve: a point after fills and on a timer, for the account opened at `account`.
+portfolio_points = Table(
+    "portfolio_points",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("account", Integer, nullable=False),
+    Column("timestamp", UtcDateTime, nullable=False),
+    Column("trigger", String(8), nullable=False),
+    Column("equity", Money, nullable=False),
+    Column("cash", Money, nullable=False),
+    Column("positions_value", Money, nullable=False),
+    Column("realized_pnl", Money, nullable=False),
+    Index("ix_portfolio_points_account_timestamp", "account", "timestamp"),
+)
+
 # One row per Idempotency-Key: in flight while `status_code` is null, then the stored answer.
 idempotency_keys = Table(
     "idempotency_keys",

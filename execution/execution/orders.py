@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, select
 
 from execution.db import Database
-from execution.models import orders
+from execution.models import account_resets, orders
 from shared.errors import InvalidRequestError, NotFoundError
 
 Status = Literal["FILLED", "REJECTED"]
+# The rows one CSV export reads per query while streaming.
+EXPORT_PAGE = 500
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +40,39 @@ class OrderRecord:
     trace_id: str | None
     idempotency_key: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderFilter:
+    """Which orders a list shows; `None` is "any". `since` inclusive, `until` exclusive."""
+
+    symbol: str | None = None
+    side: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        for column, value in (
+            (orders.c.symbol, self.symbol),
+            (orders.c.side, self.side),
+            (orders.c.status, self.status),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if self.since is not None:
+            query = query.where(orders.c.created_at >= self.since)
+        if self.until is not None:
+            query = query.where(orders.c.created_at < self.until)
+        return query
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An order as a list shows it: the record and the paper account it belongs to."""
+
+    record: OrderRecord
+    account: int
 
 
 def order_params(order: OrderRecord) -> dict[str, Any]:
@@ -73,20 +110,43 @@ class OrderBook:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get(self, order_id: str) -> OrderRecord:
+    async def get(self, order_id: str) -> Listed:
         query = select(orders).where(orders.c.order_id == order_id)
         row = await self.db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise NotFoundError(f"No order {order_id!r}")
-        return _record(row)
+        return Listed(_record(row), _account_of(row.seq, await self._boundaries()))
 
-    async def page(self, *, limit: int, cursor: str | None) -> tuple[list[OrderRecord], str | None]:
+    async def page(
+        self, *, limit: int, cursor: str | None, where: OrderFilter | None = None
+    ) -> tuple[list[Listed], str | None]:
         """Up to `limit` orders, newest first, after `cursor`; and the next page's cursor."""
-        query = select(orders).order_by(orders.c.seq.desc()).limit(limit + 1)
+        query = (where or OrderFilter()).apply(select(orders))
+        query = query.order_by(orders.c.seq.desc()).limit(limit + 1)
         if cursor is not None:
             query = query.where(orders.c.seq < decode_cursor(cursor))
         rows = await self.db.read(lambda conn: conn.execute(query).all())
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].seq) if more else None
-        return [_record(row) for row in rows], next_cursor
+        bounds = await self._boundaries() if rows else []
+        return [Listed(_record(row), _account_of(row.seq, bounds)) for row in rows], next_cursor
+
+    async def export(self, where: OrderFilter) -> AsyncIterator[list[Listed]]:
+        """Every order `where` selects, newest first, a page at a time (for streaming)."""
+        cursor: str | None = None
+        while True:
+            page, cursor = await self.page(limit=EXPORT_PAGE, cursor=cursor, where=where)
+            yield page
+            if cursor is None:
+                return
+
+    async def _boundaries(self) -> list[int]:
+        """The last order seq of each closed account, oldest account first."""
+        query = select(account_resets.c.last_order_seq).order_by(account_resets.c.account)
+        return list(await self.db.read(lambda conn: conn.execute(query).scalars().all()))
+
+
+def _account_of(seq: int, boundaries: list[int]) -> int:
+    """The account (1 the first) an order of `seq` was placed on."""
+    return bisect.bisect_left(boundaries, seq) + 1

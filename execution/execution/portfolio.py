@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from execution.ledger import Holdings, Position
-from execution.schemas import Portfolio, PositionView, PriceStatus
+from execution.schemas import ClosedPosition, Portfolio, PositionView, PriceStatus
 from shared.market.client import MarketDataClient
 from shared.market.models import Quote, utc_iso
 
@@ -33,7 +33,7 @@ class PortfolioValuer:
         self.stale_after = stale_after
         self._now = now
 
-    async def value(self, holdings: Holdings) -> Portfolio:
+    async def value(self, holdings: Holdings, *, account: int = 1) -> Portfolio:
         """Cash, each open position at its market price, P&L and equity."""
         held = sorted(
             (p for p in holdings.positions.values() if p.quantity > 0), key=lambda p: p.symbol
@@ -52,9 +52,16 @@ class PortfolioValuer:
             for v in views
         )
         unrealized = sum(Decimal(str(v.unrealized_pnl or 0)) for v in views)
+        closed = [
+            ClosedPosition(symbol=p.symbol, realized_pnl=float(p.realized_pnl))
+            for p in sorted(holdings.positions.values(), key=lambda p: p.symbol)
+            if p.quantity == 0
+        ]
         return Portfolio(
+            account=account,
             cash=float(holdings.cash),
             positions=views,
+            closed=closed,
             positions_value=float(positions_value),
             realized_pnl=float(holdings.realized_pnl),
             unrealized_pnl=float(unrealized),

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
-from execution.deps import LedgerDep, OrdersDep, TradesDep, ValuerDep
-from execution.schemas import Order, OrderList, Portfolio, TradeRequest
+from execution.deps import AccountsDep, HistoryDep, LedgerDep, OrdersDep, TradesDep, ValuerDep
+from execution.orders import OrderBook, OrderFilter
+from execution.schemas import (
+    Order,
+    OrderList,
+    Portfolio,
+    PortfolioHistory,
+    ResetAnswer,
+    TradeRequest,
+)
 from shared.bodies import JsonRoute
+from shared.errors import InvalidRequestError
+from shared.market.models import Symbol
 from shared.responses import JSONBytes
 
 router = APIRouter(prefix="/api/v1", tags=["execution"], route_class=JsonRoute)
 
 
+Since = Annotated[datetime | None, Query(description="ISO-8601, inclusive; no zone means UTC")]
+Until = Annotated[datetime | None, Query(description="ISO-8601, exclusive; no zone means UTC")]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -45,15 +62,83 @@ async def trade(
     return JSONBytes(answer.body, status_code=answer.status_code, headers=headers)
 
 
-@router.get("/orders", responses={422: {"description": "Invalid limit or cursor"}})
+_ORDER_QUERY = frozenset({"limit", "cursor", "symbol", "side", "status", "since", "until"})
+CSV_COLUMNS = (
+    "order_id",
+    "created_at",
+    "account",
+    "symbol",
+    "side",
+    "status",
+    "requested_amount",
+    "filled_amount",
+    "quantity",
+    "price",
+    "fee",
+    "reason",
+    "trace_id",
+)
+
+
+@router.get(
+    "/orders",
+    response_model=OrderList,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or with `Accept: text/csv` every matching order as CSV",
+        },
+        422: {"description": "Invalid limit, cursor or filter value, or an unknown parameter"},
+    },
+)
 async def list_orders(
+    request: Request,
     orders: OrdersDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> OrderList:
-    """Orders newest first; follow `next_cursor` for older ones."""
-    records, next_cursor = await orders.page(limit=limit, cursor=cursor)
-    return OrderList(orders=[Order.of(r) for r in records], next_cursor=next_cursor)
+    symbol: Annotated[Symbol | None, Query(description="Only this product")] = None,
+    side: Literal["buy", "sell"] | None = None,
+    status: Literal["FILLED", "REJECTED"] | None = None,
+    since: Since = None,
+    until: Until = None,
+) -> OrderList | StreamingResponse:
+    """Orders newest first, filtered; follow `next_cursor` for older ones.
+
+    With `Accept: text/csv`: every matching order (all pages, `limit` and `cursor`
+    ignored), a header row then one order a row, streamed."""
+    unknown = sorted(set(request.query_params) - _ORDER_QUERY)
+    if unknown:
+        raise InvalidRequestError(f"Unknown query parameter: {', '.join(unknown)}")
+    where = OrderFilter(
+        symbol=symbol, side=side, status=status, since=_utc(since), until=_utc(until)
+    )
+    if "text/csv" in request.headers.get("accept", ""):
+        return StreamingResponse(
+            _csv(orders, where),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
+        )
+    page, next_cursor = await orders.page(limit=limit, cursor=cursor, where=where)
+    return OrderList(orders=[Order.of(o) for o in page], next_cursor=next_cursor)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+async def _csv(orders: OrderBook, where: OrderFilter) -> AsyncIterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    async for page in orders.export(where):
+        for listed in page:
+            row = Order.of(listed).model_dump()
+            writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
 
 
 @router.get("/orders/{order_id}", responses={404: {"description": "No such order"}})
@@ -63,6 +148,25 @@ async def get_order(order_id: str, orders: OrdersDep) -> Order:
 
 
 @router.get("/portfolio")
-async def portfolio(ledger: LedgerDep, valuer: ValuerDep) -> Portfolio:
-    """Cash, positions at market prices, realised and unrealised P&L, equity."""
-    return await valuer.value(await ledger.holdings())
+async def portfolio(ledger: LedgerDep, valuer: ValuerDep, accounts: AccountsDep) -> Portfolio:
+    """Cash, positions at market prices, realised and unrealised P&L, equity; positions
+    sold down to zero stay listed under `closed` with what they realised."""
+    account = await accounts.current()
+    return await valuer.value(await ledger.holdings(), account=account)
+
+
+@router.get("/portfolio/history", responses={422: {"description": "Invalid since or until"}})
+async def portfolio_history(
+    history: HistoryDep, since: Since = None, until: Until = None
+) -> PortfolioHistory:
+    """The open account's equity, cash, positions value and realised P&L over time: a
+    point after fills, on the `PORTFOLIO_HISTORY_SECONDS` timer, and at the reset."""
+    return await history.points(since=_utc(since), until=_utc(until))
+
+
+@router.post("/account/reset")
+async def reset_account(accounts: AccountsDep) -> ResetAnswer:
+    """Close the paper account and open a new one with `STARTING_CASH`. Nothing is
+    deleted: earlier orders stay listed, labelled with their `account`, and the closed
+    account's final books are kept in the ledger."""
+    return await accounts.reset()

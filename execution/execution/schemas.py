@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from execution.orders import OrderRecord
+from execution.orders import Listed, OrderRecord
 from shared.market.models import UsdSymbol, utc_iso
 
 PriceStatus = Literal["live", "stale", "missing"]
@@ -66,10 +66,16 @@ class Order(BaseModel):
     risk: dict[str, Any] | None = Field(description="Risk's decision as received")
     trace_id: str | None
     created_at: str
+    account: int | None = Field(
+        default=None,
+        description="The paper account the order was placed on: 1 the first, one more after"
+        " each `POST /api/v1/account/reset`. Listed and looked-up orders carry it; the"
+        " trade's own answer does not.",
+    )
 
     @classmethod
-    def of(cls, record: OrderRecord) -> Order:
-        return cls.model_validate(order_fields(record))
+    def of(cls, listed: Listed) -> Order:
+        return cls.model_validate(order_fields(listed.record) | {"account": listed.account})
 
 
 def order_fields(record: OrderRecord) -> dict[str, Any]:
@@ -110,11 +116,22 @@ class PositionView(BaseModel):
     realized_pnl: float
 
 
+class ClosedPosition(BaseModel):
+    """A symbol traded on this account and no longer held: what it realised."""
+
+    symbol: str
+    realized_pnl: float
+
+
 class Portfolio(BaseModel):
     """The paper account valued at current market prices."""
 
+    account: int = Field(description="1 the first paper account, one more after each reset")
     cash: float
-    positions: list[PositionView]
+    positions: list[PositionView] = Field(description="Open positions (quantity above zero)")
+    closed: list[ClosedPosition] = Field(
+        description="Positions sold down to zero on this account, with their realised P&L"
+    )
     positions_value: float
     realized_pnl: float
     unrealized_pnl: float
@@ -123,3 +140,30 @@ class Portfolio(BaseModel):
     complete: bool = Field(description="False when a price was stale or missing")
     warnings: list[str]
     valued_at: str
+
+
+class HistoryPoint(BaseModel):
+    timestamp: str
+    equity: float
+    cash: float
+    positions_value: float
+    realized_pnl: float
+    trigger: Literal["fill", "timer", "reset"] = Field(
+        description="Taken after a fill, on the timer, or when the account was (re)opened"
+    )
+
+
+class PortfolioHistory(BaseModel):
+    """The current account's equity over time, oldest first."""
+
+    account: int
+    points: list[HistoryPoint]
+
+
+class ResetAnswer(BaseModel):
+    """The account closed by a reset and the one opened in its place."""
+
+    closed_account: int
+    account: int
+    starting_cash: float
+    reset_at: str

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -60,7 +61,9 @@ class TradeService:
         risk: ServiceClient,
         costs: Costs,
         retry_after: float,
+        on_order: Callable[[OrderRecord], None] = lambda order: None,
     ) -> None:
+        self.on_order = on_order  # told of every order written (the live events)
         self.ledger = ledger
         self.keys = keys
         self.risk = risk
@@ -107,7 +110,7 @@ class TradeService:
             decision = await self._ask_risk(request, holdings, claim, draft.order_id)
         except ServiceUnavailableError as exc:
             reason = f"Risk service unavailable ({exc.detail}); no trade was made (fail safe)"
-            await self.ledger.record(replace(draft, reason=reason))
+            self.on_order(await self.ledger.record(replace(draft, reason=reason)))
             raise ServiceUnavailableError(
                 "risk_management",
                 reason,
@@ -127,6 +130,7 @@ class TradeService:
         order = await self.ledger.fill(
             draft, lambda books: plan_fill(side, amount, price, books, self.costs), seal
         )
+        self.on_order(order)
         return TradeAnswer(201, render(order))
 
     async def _ask_risk(
@@ -146,7 +150,7 @@ class TradeService:
         return answer
 
     async def _answer(self, order: OrderRecord, seal: Seal | None) -> TradeAnswer:
-        await self.ledger.record(order, seal)
+        self.on_order(await self.ledger.record(order, seal))
         return TradeAnswer(201, render(order))
 
     def _sealer(self, claim: Claim | None) -> Seal | None:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from execution.broker import Books, Costs, Fill, Refusal, apply_fill, execution_price, plan_fill
+import pytest
+from execution.broker import (
+    Books,
+    Costs,
+    Fill,
+    Refusal,
+    Side,
+    apply_fill,
+    execution_price,
+    plan_fill,
+)
 
 D = Decimal  # short, for the arithmetic below
 COSTS = Costs(slippage_bps=D(10), fee_bps=D(25), min_order_amount=D(1))
@@ -79,3 +89,38 @@ def test_apply_buy_then_sell_tracks_average_cost_and_realised_pnl() -> None:
         "sell", Fill(filled_amount=D(600), quantity=D(6), price=D(100), fee=D(0)), sold
     )
     assert (all_out.quantity, all_out.cost_basis) == (D(0), D(0))
+
+
+def test_a_buy_that_fits_the_cash_only_without_its_fee_is_clamped() -> None:
+    """1 001 of cash, a buy of 1 000 at 25 bps: the fee is counted, cash never goes below 0."""
+    fill = plan_fill("buy", D(1000), D(100), books(cash="1001"), COSTS)
+    assert isinstance(fill, Fill)
+    assert (fill.filled_amount, fill.fee) == (D("998.50374064"), D("2.49625936"))
+    assert fill.clamped == "reduced to the 1001 cash available"
+    assert apply_fill("buy", fill, books(cash="1001")).cash == D(0)
+
+
+def test_a_buy_exactly_covering_amount_and_fee_is_not_clamped() -> None:
+    """Cash equal to amount + fee buys the whole amount: the re-check is not strict."""
+    fill = plan_fill("buy", D(1000), D(100), books(cash="1002.5"), COSTS)
+    assert isinstance(fill, Fill)
+    assert (fill.filled_amount, fill.fee, fill.clamped) == (D(1000), D("2.5"), None)
+
+
+def test_rounding_steps_the_clamped_buy_down_until_the_fee_fits() -> None:
+    """Cash finer than 1e-8: the clamped amount plus its rounded-up fee is over; 1e-8 less fits."""
+    # Only cash carried beyond 8 decimals (a STARTING_CASH written that finely) needs the step.
+    cash = D("1000.144272509")
+    fill = plan_fill("buy", D(5000), D(100), books(cash=str(cash)), COSTS)
+    assert isinstance(fill, Fill)
+    assert (fill.filled_amount, fill.fee) == (D("997.65014713"), D("2.49412537"))
+    assert fill.filled_amount + fill.fee <= cash
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+@pytest.mark.parametrize("price", ["0", "-1"])
+def test_no_fill_at_a_price_of_zero_or_below(side: Side, price: str) -> None:
+    """A quote of 0 (or less) is refused, naming the price, on either side."""
+    outcome = plan_fill(side, D(100), D(price), books(quantity="5", cost_basis="500"), COSTS)
+    assert isinstance(outcome, Refusal)
+    assert outcome.reason == f"No tradable price (quoted {price})"

@@ -58,16 +58,25 @@ async def test_replay_after_completion_is_the_stored_answer(client: httpx.AsyncC
     again = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-1"})
     assert (again.status_code, again.content) == (201, first.content)
     stored = (await client.get(f"/api/v1/orders/{first.json()['order_id']}")).json()
+    assert stored.pop("account") == 1  # a look-up adds the account the order was placed on
     assert stored == first.json()
 
 
-async def test_same_key_other_body_is_422(client: httpx.AsyncClient) -> None:
-    """Reusing a key with a different body is a 422 `Problem` naming the header."""
-    await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-2"})
+@pytest.mark.parametrize(
+    "change", [{"amount": 251}, {"side": "sell"}, {"symbol": "ETH-USD"}], ids=str
+)
+async def test_same_key_other_body_is_422(
+    client: httpx.AsyncClient, risk: RiskStub, change: dict[str, object]
+) -> None:
+    """Reusing a key with another amount, side or symbol is a 422 `Problem` naming the header."""
+    first = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-2"})
+    assert first.status_code == 201
     other = await client.post(
-        "/api/v1/trade", json=BODY | {"amount": 251}, headers={"Idempotency-Key": "k-2"}
+        "/api/v1/trade", json=BODY | change, headers={"Idempotency-Key": "k-2"}
     )
-    assert other.status_code == 422
+    assert other.status_code == 422, other.text
+    assert "Idempotent-Replayed" not in other.headers
+    assert len(risk.requests) == 1  # the second request never reached Risk
     problem = Problem.model_validate(other.json())  # every `errors` item complete
     assert problem.errors is not None
     assert [(e.field, e.location) for e in problem.errors] == [("Idempotency-Key", "header")]

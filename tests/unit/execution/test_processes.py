@@ -70,7 +70,7 @@ async def test_a_201_order_survives_sigkill(
     async with started(process), httpx.AsyncClient(base_url=process.url) as client:
         again = await client.get(f"/api/v1/orders/{order['order_id']}")
         portfolio = (await client.get("/api/v1/portfolio")).json()
-    assert again.json() == order
+    assert again.json() == order | {"account": 1}
     assert portfolio["cash"] == 10_000 - 1234.5 - order["fee"]
 
 

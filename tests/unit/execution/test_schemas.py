@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from execution.orders import OrderRecord
+from execution.orders import Listed, OrderRecord
 from execution.schemas import Order
 from execution.service import render
 
@@ -44,5 +44,8 @@ REJECTED = OrderRecord(
 
 @pytest.mark.parametrize("record", [FILLED, REJECTED], ids=["filled", "rejected"])
 def test_render_matches_the_order_model(record: OrderRecord) -> None:
-    """`render` gives exactly the JSON the `Order` model would, including the risk decision."""
-    assert orjson.loads(render(record)) == Order.of(record).model_dump(mode="json")
+    """`render` gives exactly the JSON the `Order` model would, including the risk decision
+    (the trade's own answer carries no `account`: lists and look-ups add it)."""
+    listed = Order.of(Listed(record, 1)).model_dump(mode="json")
+    assert listed.pop("account") == 1
+    assert orjson.loads(render(record)) == listed

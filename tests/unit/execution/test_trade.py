@@ -177,3 +177,33 @@ async def test_ledger_unavailable_is_503_not_500(start: StartApp, database_url: 
         assert response.headers["Retry-After"] == "1"
         assert response.json()["service"] == "database"
         assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
+
+
+async def test_cash_that_covers_the_amount_but_not_the_fee_is_never_overdrawn(
+    start: StartApp, risk: RiskStub
+) -> None:
+    """1 001 cash, a buy of 1 000 at 25 bps: the fill shrinks so cash ends at 0, not -1.50."""
+    async with start(fee_bps=25, starting_cash=1001) as client:
+        order = (await buy(client, 1000)).json()
+        cash = (await client.get("/api/v1/portfolio")).json()["cash"]
+    assert (order["status"], order["filled_amount"], order["fee"]) == (
+        "FILLED",
+        998.50374064,
+        2.49625936,
+    )
+    assert order["reason"].startswith("Approved; reduced to the 1001")
+    assert cash == 0
+
+
+@pytest.mark.parametrize("answer", [[approve_all({"amount": 100})], "approved", 1, None])
+async def test_an_answer_from_risk_that_is_not_an_object_fills_nothing(
+    client: httpx.AsyncClient, risk: RiskStub, answer: Any
+) -> None:
+    """Risk answering 200 with a list, string, number or null is a REJECTED order, no fill."""
+    risk.rule = lambda body: JSONResponse(answer)
+    response = await buy(client, 100)
+    assert response.status_code == 201
+    order = response.json()
+    assert (order["status"], order["filled_amount"]) == ("REJECTED", 0)
+    assert order["reason"] == "Risk answered something other than an object"
+    assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -23,26 +24,40 @@ from regime_detection.config import Settings as RegimeSettings
 from risk_management.app import create_app as create_risk
 from risk_management.config import Settings as RiskSettings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.support.servers import ThreadServer, serve_in_thread
 
 SERVICES = ["market-data-gateway", "regime-detection", "risk-management", "execution"]
-COMMON = {"market_data_source": "simulated", "log_level": "WARNING"}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ThreadServer]]:
     """The four services, each calling the real next one."""
     ledger: Path = tmp_path_factory.mktemp("ledger") / "ledger.db"
-    with serve_in_thread(create_gateway(GatewaySettings(**COMMON, redis_url=None))) as gateway:
-        urls = {"market_data_url": gateway.url}
-        with serve_in_thread(create_regime(RegimeSettings(**COMMON, **urls))) as regime:
-            urls["regime_url"] = regime.url
-            with serve_in_thread(create_risk(RiskSettings(**COMMON, **urls))) as risk:
-                urls["risk_url"] = risk.url
+    simulated, quiet = "simulated", "WARNING"
+    gateway_settings = GatewaySettings(
+        market_data_source=simulated, log_level=quiet, redis_url=None
+    )
+    with serve_in_thread(create_gateway(gateway_settings)) as gateway:
+        regime_settings = RegimeSettings(
+            market_data_source=simulated, log_level=quiet, market_data_url=gateway.url
+        )
+        with serve_in_thread(create_regime(regime_settings)) as regime:
+            risk_settings = RiskSettings(
+                market_data_source=simulated,
+                log_level=quiet,
+                market_data_url=gateway.url,
+                regime_url=regime.url,
+            )
+            with serve_in_thread(create_risk(risk_settings)) as risk:
                 execution_settings = ExecutionSettings(
-                    **COMMON, **urls, database_url=f"sqlite:///{ledger}"
+                    market_data_source=simulated,
+                    log_level=quiet,
+                    market_data_url=gateway.url,
+                    risk_url=risk.url,
+                    database_url=f"sqlite:///{ledger}",
                 )
                 with serve_in_thread(create_execution(execution_settings)) as execution:
                     yield dict(zip(SERVICES, [gateway, regime, risk, execution], strict=True))
@@ -56,7 +71,10 @@ def test_every_answer_conforms_to_the_served_document(
     # Loaded from the running service, as a client would (schemathesis's pytest plugin
     # is not used: its fixture loader does not run on this pytest).
     api = schemathesis.openapi.from_url(f"{stack[service].url}/openapi.json")
-    operations = [result.ok() for result in api.get_all_operations()]
+    operations = []
+    for result in api.get_all_operations():
+        assert isinstance(result, Ok), result
+        operations.append(result.ok())
     assert operations
     for operation in operations:
 
@@ -68,7 +86,7 @@ def test_every_answer_conforms_to_the_served_document(
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        def conforms(case: schemathesis.Case) -> None:
+        def conforms(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(checks=[response_schema_conformance, not_a_server_error])
 
         conforms()

@@ -1,0 +1,102 @@
+"""The portfolio's history: points after fills and on the timer, kept in the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import httpx
+from execution.app import create_app
+from execution.config import Settings
+from execution.history import History
+
+from shared.market.source import MarketSource
+from tests.support.asgi import client_of, serving
+from tests.unit.execution.conftest import running
+from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub
+
+TRADE = {"symbol": "BTC-USD", "side": "buy", "amount": 1000}
+
+
+async def points_when(
+    client: httpx.AsyncClient, ready: Callable[[list[Any]], bool], timeout: float = 5.0
+) -> list[Any]:
+    """The history's points once `ready` says so (polled with a deadline)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        points = (await client.get("/api/v1/portfolio/history")).json()["points"]
+        if ready(points) or asyncio.get_running_loop().time() > deadline:
+            return cast(list[Any], points)
+        await asyncio.sleep(0.01)
+
+
+async def test_a_point_follows_every_fill(client: httpx.AsyncClient, risk: RiskStub) -> None:
+    """Each fill is followed by a point with the cash and realised P&L it left."""
+    await client.post("/api/v1/trade", json=TRADE)
+    points = await points_when(client, lambda p: len(p) == 1)
+    assert [(p["trigger"], p["cash"]) for p in points] == [("fill", 9000.0)]
+    assert points[0]["positions_value"] == 1000.0  # 10 BTC at the fill's price, 100
+    assert points[0]["equity"] == 10_000.0
+    await client.post("/api/v1/trade", json=TRADE | {"side": "sell", "amount": 400})
+    points = await points_when(client, lambda p: len(p) == 2)
+    assert [(p["trigger"], p["cash"]) for p in points] == [("fill", 9000.0), ("fill", 9400.0)]
+    assert points[1]["positions_value"] == 600.0
+    assert points[1]["realized_pnl"] == 0.0
+
+
+async def test_a_rejection_makes_no_point(client: httpx.AsyncClient, risk: RiskStub) -> None:
+    """Only fills move the books, so only fills add points."""
+    risk.rule = lambda body: {"approved": False, "max_amount": 0, "reason": "No", "price": 100}
+    await client.post("/api/v1/trade", json=TRADE)
+    risk.reset()
+    await client.post("/api/v1/trade", json=TRADE)
+    points = await points_when(client, lambda p: len(p) >= 1)
+    assert [p["trigger"] for p in points] == ["fill"]
+
+
+async def test_timer_point_values_at_market_with_the_clock_injected(
+    settings_for: Callable[..., Settings], risk: RiskStub, gateway: GatewayStub
+) -> None:
+    """The timer's point values positions at the market price, stamped by the clock."""
+    app = create_app(
+        settings_for(portfolio_history_seconds=0),
+        market_source=cast(MarketSource, FakeSource()),
+    )
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    gateway.prices["BTC-USD"] = (125.0, datetime.now(UTC))
+    async with serving(app) as served, client_of(served.asgi, "http://execution") as client:
+        await client.post("/api/v1/trade", json=TRADE)
+        await points_when(client, lambda p: len(p) == 1)
+        history: History = served.state["history"]
+        history._now = lambda: at
+        point = await history.on_timer()
+        assert point.positions_value == 1250.0
+        body = (await client.get("/api/v1/portfolio/history")).json()
+    assert body["account"] == 1
+    assert body["points"][-1] == {
+        "timestamp": "2026-01-02T03:04:05Z",
+        "equity": 10_250.0,
+        "cash": 9000.0,
+        "positions_value": 1250.0,
+        "realized_pnl": 0.0,
+        "trigger": "timer",
+    }
+    # The window: since inclusive, until exclusive.
+    async with running(create_app(settings_for(portfolio_history_seconds=0))) as client:
+        since = await client.get(
+            "/api/v1/portfolio/history", params={"since": "2026-01-02T03:04:05Z"}
+        )
+        until = await client.get(
+            "/api/v1/portfolio/history", params={"until": "2026-01-02T03:04:05Z"}
+        )
+    # The fill's point was taken now, after the timer's injected 2026-01-02.
+    assert [p["trigger"] for p in since.json()["points"]] == ["fill", "timer"]
+    assert until.json()["points"] == []
+
+
+async def test_bad_window_is_422(client: httpx.AsyncClient) -> None:
+    """A since or until that is not a time is a 422."""
+    response = await client.get("/api/v1/portfolio/history", params={"since": "soon"})
+    assert response.status_code == 422

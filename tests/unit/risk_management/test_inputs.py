@@ -1,0 +1,145 @@
+"""Risk's fail-safes on bad inputs: an unusable price refuses, a strange regime is UNKNOWN.
+
+The regime stub here answers off the contract on purpose (an unknown label, a list, a
+body without `regime`, text): those are the answers the fail-safes exist for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from risk_management.app import create_app
+from risk_management.config import Settings
+
+from shared.market.models import CandleSeries, Quote
+from shared.market.source import MarketSource
+from tests.support.servers import free_port, serve_in_thread
+from tests.unit.risk_management.upstreams import simulator
+
+ORDER = {
+    "symbol": "BTC-USD",
+    "side": "buy",
+    "amount": 1_000,
+    "current_portfolio": {"cash": 100_000, "positions": {}},
+}
+
+
+class PricedAt:
+    """The simulator as the direct market source, but quoting BTC-USD at `price`."""
+
+    name = "simulated"
+
+    def __init__(self, price: float) -> None:
+        self.price_value = price
+        self.market = simulator()
+
+    async def price(self, symbol: str) -> Quote:
+        return Quote(symbol, self.price_value, datetime.now(UTC), "simulated")
+
+    async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
+        return await self.market.candles(symbol, granularity, periods)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def regime_answering(answer: Response) -> FastAPI:
+    """A regime service that gives `answer` to every question."""
+    app = FastAPI()
+
+    @app.get("/api/v1/regime/{symbol}")
+    async def regime(symbol: str) -> Response:
+        return answer
+
+    return app
+
+
+@contextmanager
+def risk_with(
+    *, regime: Response | None = None, direct: MarketSource | None = None
+) -> Iterator[str]:
+    """Risk with the gateway down, its market read from `direct`, its regime from a stub."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    with serve_in_thread(regime_answering(regime or JSONResponse({}))) as regime_server:
+        settings = Settings(
+            market_data_url=closed,
+            market_data_source="simulated",
+            regime_url=regime_server.url if regime is not None else closed,
+            retry_max_attempts=1,
+        )
+        app = create_app(settings, market_source=direct or simulator())
+        with serve_in_thread(app) as server:
+            yield server.url
+
+
+def approve(url: str) -> dict[str, Any]:
+    response = httpx.post(url + "/api/v1/approve-trade", json=ORDER, timeout=30)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def regime_body(label: object) -> dict[str, Any]:
+    return {
+        "symbol": "BTC-USD",
+        "regime": label,
+        "confidence": 0.9,
+        "granularity": 60,
+        "indicators": {"adx": 40.0, "choppiness": 30.0, "volatility": 0.0005},
+    }
+
+
+@pytest.mark.parametrize("price", [0.0, -5.0, math.nan, math.inf])
+def test_an_unusable_price_refuses_the_trade(price: float) -> None:
+    """A quote of zero, below zero, NaN or infinite is no price: refused, never sized."""
+    with risk_with(direct=PricedAt(price)) as url:  # type: ignore[arg-type]
+        body = approve(url)
+    assert (body["approved"], body["max_amount"]) == (False, 0)
+    assert body["binding_constraint"] == "no_price"
+    assert f"unusable price {price!r}" in body["reason"]
+    assert (body["price"], body["risk_metrics"]) == (None, None)
+
+
+@pytest.mark.parametrize("label", ["SIDEWAYS", "", "BULL"])
+def test_an_unknown_regime_label_is_sized_as_unknown(label: str) -> None:
+    """A label that is none of the regimes sizes at UNKNOWN's 0.1, never as TRENDING."""
+    with risk_with(regime=JSONResponse(regime_body(label))) as url:
+        body = approve(url)
+    assert (body["approved"], body["max_amount"], body["regime"]) == (True, 100, "UNKNOWN")
+    assert body["limits"]["regime_multiplier"] == 0.1
+
+
+def test_a_known_regime_label_is_read_in_any_case() -> None:
+    """'choppy' is CHOPPY: the multiplier 0.5 applies (the stub works, the label decides)."""
+    with risk_with(regime=JSONResponse(regime_body("choppy"))) as url:
+        body = approve(url)
+    assert (body["max_amount"], body["regime"], body["regime_confidence"]) == (500, "CHOPPY", 0.9)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        JSONResponse([regime_body("TRENDING")]),
+        JSONResponse({"confidence": 0.9}),
+        JSONResponse(regime_body(7)),
+        JSONResponse(regime_body("TRENDING") | {"confidence": "high"}),
+        PlainTextResponse("TRENDING"),
+    ],
+    ids=["list", "no-regime", "numeric-regime", "text-confidence", "text-body"],
+)
+def test_an_unreadable_regime_answer_is_sized_as_unknown(answer: Response) -> None:
+    """A regime answer that cannot be read sizes as UNKNOWN, and the reason says so."""
+    with risk_with(regime=answer) as url:
+        body = approve(url)
+    assert (body["approved"], body["max_amount"], body["regime"]) == (True, 100, "UNKNOWN")
+    assert body["regime_confidence"] is None
+    assert "sized as UNKNOWN" in body["reason"]
+    assert "regime service unavailable" in body["reason"]
