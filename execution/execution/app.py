@@ -29,6 +29,7 @@ from execution.portfolio import PortfolioValuer
 from execution.routes import router
 from execution.schemas import order_fields
 from execution.service import TradeService
+from execution.trading_state import TradingStateStore
 from shared.app import build_app
 from shared.health import CheckFn, CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -117,6 +118,7 @@ def create_app(
                 "accounts": Accounts(database, starting_cash=settings.starting_cash),
                 "history": history,
                 "events": events,
+                "trading": TradingStateStore(database),
                 # The ledger is critical (no trades without it); the upstreams are not.
                 "health_checks": [
                     Dependency("database", database_check(database), critical=True),

@@ -8,9 +8,12 @@ spent them since Risk looked), and refused when that leaves less than the minimu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
+
+from shared.trading import TradingState
 
 Side = Literal["buy", "sell"]
 # Quote-currency amounts are kept to 1e-8 (not to the cent: sub-cent fees and crypto
@@ -50,6 +53,10 @@ class Books:
     quantity: Decimal
     cost_basis: Decimal
     symbol_realized_pnl: Decimal
+    trading_state: TradingState = TradingState.ACTIVE
+    trading_reason: str = ""
+    # Every position as locked, the traded one included: (quantity, cost basis) by symbol.
+    held: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
 
 def execution_price(side: Side, price: Decimal, slippage_bps: Decimal) -> Decimal:

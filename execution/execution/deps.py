@@ -13,6 +13,7 @@ from execution.ledger import Ledger
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.service import TradeService
+from execution.trading_state import TradingStateStore
 from shared.app import AppState, lifespan_state
 
 
@@ -26,6 +27,7 @@ class State(AppState):
     accounts: Accounts
     history: History
     events: EventBus
+    trading: TradingStateStore
 
 
 def state(request: Request) -> State:
@@ -62,6 +64,19 @@ async def get_events(request: Request) -> EventBus:
     return state(request)["events"]
 
 
+async def get_trading(request: Request) -> TradingStateStore:
+    return state(request)["trading"]
+
+
+async def get_operator() -> str:
+    """Who changes the trading state, for its history.
+
+    Until API keys exist there is no one to name; with them this is the admin key's id
+    (the PUT route then declares the admin role).
+    """
+    return "operator"
+
+
 TradesDep = Annotated[TradeService, Depends(get_trades)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 OrdersDep = Annotated[OrderBook, Depends(get_orders)]
@@ -69,3 +84,5 @@ ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 HistoryDep = Annotated[History, Depends(get_history)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
+TradingDep = Annotated[TradingStateStore, Depends(get_trading)]
+OperatorDep = Annotated[str, Depends(get_operator)]

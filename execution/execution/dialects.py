@@ -5,8 +5,8 @@ where SQLite and PostgreSQL need different SQL or a different driver call, they 
 `dialect_of(conn)` instead of testing the dialect's name.
 
 - SQLite: `BEGIN IMMEDIATE` already holds the database's write lock, so one statement
-  reads the account and the traded position, and a fill is three plain statements.
-- PostgreSQL: the account row is locked first (`FOR UPDATE`), the position read in a
+  reads the account and the positions, and a fill is three plain statements.
+- PostgreSQL: the account row is locked first (`FOR UPDATE`), the positions read in a
   later statement, and a fill is one statement of data-modifying CTEs (one round trip).
 """
 
@@ -30,9 +30,9 @@ class LedgerDialect(Protocol):
         """Run precompiled SQL on `conn`'s driver connection, in its transaction."""
         ...
 
-    def locked_books(self, conn: Connection, symbol: str) -> tuple[Row, list[Row]]:
-        """(cash, realized_pnl) of the account and `symbol`'s position rows (0 or 1),
-        read under the account's write lock."""
+    def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
+        """(cash, realized_pnl, trading state, its reason) of the account and every
+        position row, read under the account's write lock."""
         ...
 
     def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
@@ -55,10 +55,11 @@ class SqliteLedger:
         rows: list[Row] = driver.execute(compiled.sql, args).fetchall()
         return rows
 
-    def locked_books(self, conn: Connection, symbol: str) -> tuple[Row, list[Row]]:
-        rows = statements.run(conn, statements.BOOKS, {"positions_symbol": symbol})
-        (_, cash, _, realized_pnl) = next(row for row in rows if row[0] == ACCOUNT_ROW)
-        return (cash, realized_pnl), [row for row in rows if row[0] != ACCOUNT_ROW]
+    def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
+        # BEGIN IMMEDIATE took the database's write lock: one statement reads it all.
+        rows = statements.run(conn, statements.BOOKS)
+        (_, cash, _, realized_pnl, state, why) = next(r for r in rows if r[0] == ACCOUNT_ROW)
+        return (cash, realized_pnl, state, why), [r for r in rows if r[0] != ACCOUNT_ROW]
 
     def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
         statements.run(conn, statements.WRITE_ACCOUNT, values)
@@ -83,12 +84,12 @@ class PostgresLedger:
         result = conn.exec_driver_sql(compiled.sql, args)
         return list(result.all()) if result.returns_rows else []
 
-    def locked_books(self, conn: Connection, symbol: str) -> tuple[Row, list[Row]]:
-        ((cash, realized_pnl),) = statements.run(conn, statements.LOCK_ACCOUNT)
+    def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
+        ((cash, realized_pnl, state, why),) = statements.run(conn, statements.LOCK_ACCOUNT)
         # Read after the lock is held: a statement that waited for the lock would still
-        # see the position as of its start (READ COMMITTED re-reads only the locked row).
-        rows = statements.run(conn, statements.POSITION, {"positions_symbol": symbol})
-        return (cash, realized_pnl), list(rows)
+        # see the positions as of its start (READ COMMITTED re-reads only the locked row).
+        rows = statements.run(conn, statements.POSITIONS)
+        return (cash, realized_pnl, state, why), list(rows)
 
     def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
         statements.run(conn, statements.WRITE_FILL_POSTGRES[held], values)

@@ -24,6 +24,7 @@ from execution.dialects import dialect_of
 from execution.models import accounts, positions
 from execution.orders import OrderRecord, order_params
 from execution.statements import ACCOUNT_ROW, params, run
+from shared.trading import TradingState
 
 # Runs inside the order's transaction, after the order row is written.
 Seal = Callable[[Connection, OrderRecord], None]
@@ -45,6 +46,8 @@ class Holdings:
     realized_pnl: Decimal
     starting_cash: Decimal
     positions: dict[str, Position]
+    trading_state: TradingState = TradingState.ACTIVE
+    trading_reason: str = ""
 
     def quantities(self) -> dict[str, float]:
         """Held quantities of open positions, as Risk's `current_portfolio` wants them."""
@@ -73,11 +76,11 @@ class Ledger:
 def _holdings(conn: Connection) -> Holdings:
     # Rows of (symbol, quantity, cost_basis, realized_pnl); the account's carries cash,
     # starting cash and the account's realised P&L in those places.
-    account: tuple[Decimal, Decimal, Decimal] | None = None
+    account: tuple[Decimal, Decimal, Decimal, str, str] | None = None
     held = {}
-    for symbol, quantity, cost_basis, realized_pnl in run(conn, statements.HOLDINGS):
+    for symbol, quantity, cost_basis, realized_pnl, state, why in run(conn, statements.HOLDINGS):
         if symbol == ACCOUNT_ROW:
-            account = (Decimal(quantity), Decimal(cost_basis), Decimal(realized_pnl))
+            account = (Decimal(quantity), Decimal(cost_basis), Decimal(realized_pnl), state, why)
         else:
             held[symbol] = Position(
                 symbol=symbol,
@@ -87,8 +90,15 @@ def _holdings(conn: Connection) -> Holdings:
             )
     if account is None:
         raise LookupError("The ledger has no account row (migrations were not applied)")
-    cash, starting_cash, realized = account
-    return Holdings(cash=cash, realized_pnl=realized, starting_cash=starting_cash, positions=held)
+    cash, starting_cash, realized, state, why = account
+    return Holdings(
+        cash=cash,
+        realized_pnl=realized,
+        starting_cash=starting_cash,
+        positions=held,
+        trading_state=TradingState(state),
+        trading_reason=why,
+    )
 
 
 def _record(conn: Connection, *, order: OrderRecord, seal: Seal | None) -> OrderRecord:
@@ -138,15 +148,21 @@ def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | N
 
 
 def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
-    """The account and `symbol`'s position read under the account's write lock; and
-    whether the position's row exists."""
-    (cash, realized_pnl), rows = dialect_of(conn).locked_books(conn, symbol)
-    position = rows[0] if rows else (symbol, _ZERO, _ZERO, _ZERO)
+    """The account and every position read under the account's write lock; and whether
+    `symbol`'s position row exists."""
+    (cash, realized_pnl, state, why), rows = dialect_of(conn).locked_books(conn)
+    held = {row[0]: (Decimal(row[1]), Decimal(row[2])) for row in rows}
+    position = next((row for row in rows if row[0] == symbol), None)
+    if position is None:
+        position = (symbol, _ZERO, _ZERO, _ZERO)
     books = Books(
         cash=Decimal(cash),
         realized_pnl=Decimal(realized_pnl),
         quantity=Decimal(position[1]),
         cost_basis=Decimal(position[2]),
         symbol_realized_pnl=Decimal(position[3]),
+        trading_state=TradingState(state),
+        trading_reason=why,
+        held=held,
     )
-    return books, bool(rows)
+    return books, symbol in held

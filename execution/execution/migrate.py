@@ -44,5 +44,6 @@ def _migrate(conn: Connection, *, starting_cash: Decimal) -> None:
                 starting_cash=starting_cash,
                 created_at=now,
                 updated_at=now,
+                trading_changed_at=now,
             )
         )

@@ -78,6 +78,16 @@ accounts = Table(
     Column("starting_cash", Money, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The trading state (kill switch): on this row, so fills and changes are ordered.
+    Column("trading_state", String(16), nullable=False, server_default="ACTIVE"),
+    Column("trading_reason", Text, nullable=False, server_default="New ledger"),
+    Column("trading_changed_by", String(64), nullable=False, server_default="system"),
+    Column("trading_changed_at", UtcDateTime, nullable=True),
+    # The protections' reference points: equity at the start of the UTC day (`day_start`,
+    # YYYY-MM-DD) and the peak equity since trading last resumed.
+    Column("day_start_equity", Money, nullable=True),
+    Column("day_start", String(10), nullable=True),
+    Column("peak_equity", Money, nullable=True),
 )
 
 # `cost_basis` is what the held quantity cost, buy fees included (average cost x quantity).
@@ -151,4 +161,15 @@ idempotency_keys = Table(
     Column("response", Text, nullable=True),
     Column("order_id", String(36), nullable=True),
     Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# Every change of the trading state: who, when and why (the account row holds the latest).
+trading_state_changes = Table(
+    "trading_state_changes",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("changed_by", String(64), nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
 )

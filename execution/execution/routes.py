@@ -11,7 +11,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from execution.deps import AccountsDep, HistoryDep, LedgerDep, OrdersDep, TradesDep, ValuerDep
+from execution.deps import (
+    AccountsDep,
+    HistoryDep,
+    LedgerDep,
+    OperatorDep,
+    OrdersDep,
+    TradesDep,
+    TradingDep,
+    ValuerDep,
+)
 from execution.orders import OrderBook, OrderFilter
 from execution.schemas import (
     Order,
@@ -20,6 +29,9 @@ from execution.schemas import (
     PortfolioHistory,
     ResetAnswer,
     TradeRequest,
+    TradingStateHistory,
+    TradingStateIn,
+    TradingStateOut,
 )
 from shared.bodies import JsonRoute
 from shared.errors import InvalidRequestError
@@ -48,7 +60,10 @@ IdempotencyKey = Annotated[
     response_model=Order,
     responses={
         422: {"description": "Invalid body, or an Idempotency-Key reused with another body"},
-        409: {"description": "The same Idempotency-Key is still in flight"},
+        409: {
+            "description": "The trading state refuses the trade (recorded as REJECTED), "
+            "or the same Idempotency-Key is still in flight"
+        },
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
 )
@@ -170,3 +185,26 @@ async def reset_account(accounts: AccountsDep) -> ResetAnswer:
     deleted: earlier orders stay listed, labelled with their `account`, and the closed
     account's final books are kept in the ledger."""
     return await accounts.reset()
+
+
+@router.get("/trading-state")
+async def trading_state(trading: TradingDep) -> TradingStateOut:
+    """The trading state in force (ACTIVE, REDUCING or HALTED), who set it, when and why."""
+    return TradingStateOut.of(await trading.current())
+
+
+@router.put("/trading-state", responses={422: {"description": "Unknown state or no reason"}})
+async def set_trading_state(
+    change: TradingStateIn, trading: TradingDep, operator: OperatorDep
+) -> TradingStateOut:
+    """Halt, reduce or resume trading; the only way to resume after a protection tripped."""
+    return TradingStateOut.of(await trading.change(change.state, change.reason, operator))
+
+
+@router.get("/trading-state/history", responses={422: {"description": "Invalid limit"}})
+async def trading_state_history(
+    trading: TradingDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> TradingStateHistory:
+    """Every change of the trading state, newest first: who, when and why."""
+    changes = await trading.history(limit)
+    return TradingStateHistory(changes=[TradingStateOut.of(c) for c in changes])

@@ -7,7 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from execution.orders import Listed, OrderRecord
+from execution.trading_state import StateChange
 from shared.market.models import UsdSymbol, utc_iso
+from shared.trading import TradingState
 
 PriceStatus = Literal["live", "stale", "missing"]
 
@@ -140,6 +142,57 @@ class Portfolio(BaseModel):
     complete: bool = Field(description="False when a price was stale or missing")
     warnings: list[str]
     valued_at: str
+
+
+class TradingStateIn(BaseModel):
+    """An operator's change of the trading state."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"state": "HALTED", "reason": "exchange incident"}]},
+    )
+
+    state: TradingState = Field(
+        description="ACTIVE trades; REDUCING refuses buys (sells go through); HALTED refuses all"
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Why, for the history")
+
+
+class TradingStateOut(BaseModel):
+    """The trading state in force, and who set it, when and why."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "state": "HALTED",
+                    "reason": "equity 94,800.00 is 5.20% below the day's start 100,000.00",
+                    "changed_at": "2025-01-01T12:00:00.123456Z",
+                    "changed_by": "protection:daily_loss",
+                }
+            ]
+        }
+    )
+
+    state: TradingState
+    reason: str
+    changed_at: str = Field(description="ISO-8601 UTC")
+    changed_by: str = Field(description="Who: the operator's key, or protection:<name>")
+
+    @classmethod
+    def of(cls, change: StateChange) -> TradingStateOut:
+        return cls(
+            state=change.state,
+            reason=change.reason,
+            changed_at=utc_iso(change.changed_at),
+            changed_by=change.changed_by,
+        )
+
+
+class TradingStateHistory(BaseModel):
+    """Every change of the trading state, newest first."""
+
+    changes: list[TradingStateOut]
 
 
 class HistoryPoint(BaseModel):

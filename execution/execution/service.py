@@ -17,19 +17,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from sqlalchemy import Connection
 
-from execution.broker import Costs, Side, plan_fill
+from execution.broker import BPS, Books, Costs, Fill, Refusal, Side, execution_price, plan_fill
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
 from execution.ledger import Holdings, Ledger, Seal
+from execution.limits import DecidedLimits, decided_limits, limited_reason, room_at_fill
 from execution.orders import OrderRecord
 from execution.schemas import TradeRequest, order_fields
+from execution.trading_state import TradingRefusedError, refusal
 from shared.client import ServiceClient
 from shared.errors import ServiceUnavailableError, UpstreamClientError
 from shared.tracing import current_trace_id
+from shared.trading import TradingState
 
 APPROVE_PATH = "/api/v1/approve-trade"
 
@@ -105,7 +108,11 @@ class TradeService:
             idempotency_key=None if claim is None else claim.key,
             created_at=datetime.now(UTC),
         )
-        seal = self._sealer(claim)
+        if not holdings.trading_state.allows(request.side):
+            # Nothing reaches Risk while halted (or a buy while reducing).
+            await self._refuse(draft, holdings.trading_state, holdings.trading_reason)
+        refused: list[tuple[TradingState, str]] = []
+        seal = self._sealer(claim, refused)
         try:
             decision = await self._ask_risk(request, holdings, claim, draft.order_id)
         except ServiceUnavailableError as exc:
@@ -127,11 +134,46 @@ class TradeService:
         draft = replace(draft, reason=str(decision.get("reason") or "Approved"), risk=decision)
         side: Side = request.side
         amount = min(draft.requested_amount, max_amount)
-        order = await self.ledger.fill(
-            draft, lambda books: plan_fill(side, amount, price, books, self.costs), seal
-        )
+
+        limits = decided_limits(decision) if side == "buy" else None
+
+        def plan(books: Books) -> Fill | Refusal:
+            # The state again, under the lock: a halt set while Risk decided still holds.
+            if not books.trading_state.allows(side):
+                refused.append((books.trading_state, books.trading_reason))
+                return Refusal(reason=refusal(books.trading_state, books.trading_reason))
+            if limits is None:
+                return plan_fill(side, amount, price, books, self.costs)
+            return self._plan_within_limits(request.symbol, amount, price, books, limits)
+
+        order = await self.ledger.fill(draft, plan, seal)
         self.on_order(order)
+        if refused:
+            state, why = refused[0]
+            raise TradingRefusedError(state, why, order.order_id)
         return TradeAnswer(201, render(order))
+
+    def _plan_within_limits(
+        self, symbol: str, amount: Decimal, price: Decimal, books: Books, limits: DecidedLimits
+    ) -> Fill | Refusal:
+        """A buy sized again by Risk's limits on the locked books (see `execution.limits`)."""
+        fill_price = execution_price("buy", price, self.costs.slippage_bps)
+        fee_rate = self.costs.fee_bps / BPS
+        room, binding = room_at_fill(symbol, books, limits, fill_price, fee_rate)
+        if room >= amount:
+            return plan_fill("buy", amount, price, books, self.costs)
+        why = limited_reason(binding, room, limits)
+        if room < Decimal(repr(limits.min_order_usd)):
+            return Refusal(reason=f"{why}, below the minimum order of {limits.min_order_usd:g}")
+        outcome = plan_fill("buy", room, price, books, self.costs)
+        if isinstance(outcome, Refusal):
+            return outcome
+        return replace(outcome, clamped="; ".join(filter(None, [why, outcome.clamped])))
+
+    async def _refuse(self, draft: OrderRecord, state: TradingState, why: str) -> NoReturn:
+        """Record the attempt as REJECTED and answer 409 naming the state and its reason."""
+        await self.ledger.record(replace(draft, reason=refusal(state, why)))
+        raise TradingRefusedError(state, why, draft.order_id)
 
     async def _ask_risk(
         self, request: TradeRequest, holdings: Holdings, claim: Claim | None, order_id: str
@@ -153,11 +195,13 @@ class TradeService:
         self.on_order(await self.ledger.record(order, seal))
         return TradeAnswer(201, render(order))
 
-    def _sealer(self, claim: Claim | None) -> Seal | None:
+    def _sealer(self, claim: Claim | None, refused: list[tuple[TradingState, str]]) -> Seal | None:
         if claim is None:
             return None
 
         def seal(conn: Connection, order: OrderRecord) -> None:
+            if refused:  # answered 409, not stored: a retry after resuming runs afresh
+                return
             self.keys.answer(conn, claim, 201, render(order).decode(), order.order_id)
 
         return seal

@@ -14,7 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Column, Connection, Dialect, Table, bindparam, literal, select, union_all
+from sqlalchemy import (
+    Column,
+    Connection,
+    Dialect,
+    String,
+    Table,
+    Text,
+    bindparam,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
@@ -41,6 +53,8 @@ def _account_row() -> Any:
         accounts.c.cash.label("quantity"),
         accounts.c.starting_cash.label("cost_basis"),
         accounts.c.realized_pnl,
+        accounts.c.trading_state,
+        accounts.c.trading_reason,
     ).where(accounts.c.id == ACCOUNT_ID)
 
 
@@ -50,23 +64,27 @@ _POSITION_COLUMNS = (
     positions.c.cost_basis,
     positions.c.realized_pnl,
 )
+# The account row's trading state and reason have no counterpart on a position's row.
+_NO_STATE = (null().cast(String(16)), null().cast(Text))
 
 # The account and every position in one statement: one snapshot even in autocommit.
-HOLDINGS = union_all(_account_row(), select(*_POSITION_COLUMNS))
+HOLDINGS = union_all(_account_row(), select(*_POSITION_COLUMNS, *_NO_STATE))
 # SQLite's fill: BEGIN IMMEDIATE already holds the write lock, so one statement reads
-# the account and the traded position.
-BOOKS = union_all(
-    _account_row(),
-    select(*_POSITION_COLUMNS).where(positions.c.symbol == param(positions, "symbol")),
-)
-# PostgreSQL's fill: the account row lock first, then the position in a later statement
-# (a statement that waited for the lock still sees the position as of its own start).
+# the account and every position (the limits are re-checked against all of them).
+BOOKS = HOLDINGS
+# PostgreSQL's fill: the account row lock first, then the positions in a later statement
+# (a statement that waited for the lock still sees the positions as of its own start).
 LOCK_ACCOUNT = (
-    select(accounts.c.cash, accounts.c.realized_pnl)
+    select(
+        accounts.c.cash,
+        accounts.c.realized_pnl,
+        accounts.c.trading_state,
+        accounts.c.trading_reason,
+    )
     .where(accounts.c.id == ACCOUNT_ID)
     .with_for_update()
 )
-POSITION = select(*_POSITION_COLUMNS).where(positions.c.symbol == param(positions, "symbol"))
+POSITIONS = select(*_POSITION_COLUMNS)
 
 WRITE_ACCOUNT = (
     accounts.update()

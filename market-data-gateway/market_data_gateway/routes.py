@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,11 +13,13 @@ from market_data_gateway.schemas import (
     CandleWidth,
     OHLCVOut,
     PriceOut,
+    PricesOut,
     RegimeOut,
     problem,
 )
 from shared.bodies import JsonRoute
-from shared.market.models import MAX_CANDLES, SymbolPath
+from shared.errors import InvalidRequestError
+from shared.market.models import MAX_CANDLES, SYMBOL_PATTERN, SymbolPath
 from shared.responses import JSONBytes
 
 router = APIRouter(prefix="/api/v1", tags=["market data"], route_class=JsonRoute)
@@ -31,6 +34,46 @@ GranularityQuery = Annotated[
 async def price(symbol: SymbolPath, market: MarketDep) -> JSONBytes:
     """The latest trade price of a symbol (cached for PRICE_TTL_SECONDS)."""
     return JSONBytes(await market.price(symbol))
+
+
+# Risk prices a whole portfolio with one call: at most this many symbols per batch.
+MAX_BATCH_SYMBOLS = 100
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+
+
+def parse_symbols(text: str) -> list[str]:
+    """`A,B,C` as a list of product ids, or a 422 naming the bad ones."""
+    symbols = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in symbols if not _SYMBOL.fullmatch(s)]
+    message = None
+    if bad:
+        message = f"not BASE-QUOTE product ids: {', '.join(bad[:10])}"
+    elif not symbols:
+        message = "name at least one symbol"
+    elif len(set(symbols)) > MAX_BATCH_SYMBOLS:
+        message = f"at most {MAX_BATCH_SYMBOLS} symbols per request"
+    if message is not None:
+        errors = [
+            {"field": "symbols", "location": "query", "message": message, "type": "value_error"}
+        ]
+        raise InvalidRequestError(f"Invalid request: symbols {message}", extra={"errors": errors})
+    return symbols
+
+
+@router.get("/prices", response_model=PricesOut, responses=PROBLEMS)
+async def prices(
+    market: MarketDep,
+    symbols: Annotated[
+        str,
+        Query(
+            max_length=2000,
+            description=f"Comma-separated product ids, at most {MAX_BATCH_SYMBOLS}",
+            examples=["BTC-USD,ETH-USD"],
+        ),
+    ],
+) -> JSONBytes:
+    """The latest prices of several symbols, each cached like the single price."""
+    return JSONBytes(await market.prices(parse_symbols(symbols)))
 
 
 @router.get("/ohlcv/{symbol}", response_model=OHLCVOut, responses=PROBLEMS)

@@ -44,6 +44,43 @@ class PriceOut(BaseModel):
     source: SourceName = Field(description="Where the price came from")
 
 
+class PriceProblem(BaseModel):
+    """Why one symbol of a batch has no price."""
+
+    status: int = Field(description="The status its single read would answer (404, 503)")
+    detail: str
+
+
+class PricesOut(BaseModel):
+    """Several prices at once; a symbol that could not be priced is in `errors` instead."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prices": {
+                        "BTC-USD": {
+                            "symbol": "BTC-USD",
+                            "price": 45000.5,
+                            "timestamp": "2025-10-03T10:30:00.123456Z",
+                            "source": "coinbase",
+                        }
+                    },
+                    "errors": {
+                        "NOPE-USD": {
+                            "status": 404,
+                            "detail": "coinbase does not list the product NOPE-USD",
+                        }
+                    },
+                }
+            ]
+        }
+    )
+
+    prices: dict[str, PriceOut]
+    errors: dict[str, PriceProblem]
+
+
 class CandleOut(BaseModel):
     """One closed candle; `timestamp` is when its interval opened."""
 

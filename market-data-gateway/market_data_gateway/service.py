@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -14,10 +15,10 @@ import orjson
 
 from market_data_gateway.cache import MarketCache
 from market_data_gateway.singleflight import SingleFlight
-from shared.errors import InvalidRequestError, NotFoundError
+from shared.errors import DomainError, InvalidRequestError, NotFoundError
 from shared.market.models import CandleSeries, Quote, utc_iso
 from shared.market.simulated import SimulatedMarket
-from shared.market.source import MarketSource, UnknownSymbolError
+from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
 
 
 def price_body(quote: Quote) -> bytes:
@@ -102,6 +103,26 @@ class GatewayService:
             return body
         self._check_known(symbol)
         return await self._flight.run(key, lambda: self._load_price(symbol, key, bucket))
+
+    async def prices(self, symbols: Sequence[str]) -> bytes:
+        """Several prices in one answer, each read (and cached) as `price` reads it; a
+        symbol that cannot be priced is named in `errors` instead of failing the others."""
+        unique = list(dict.fromkeys(symbols))
+        answers = await asyncio.gather(*(self.price(s) for s in unique), return_exceptions=True)
+        found: dict[str, orjson.Fragment] = {}
+        errors: dict[str, dict[str, Any]] = {}
+        for symbol, answer in zip(unique, answers, strict=True):
+            if isinstance(answer, bytes):
+                found[symbol] = orjson.Fragment(answer)
+            elif isinstance(answer, DomainError):
+                errors[symbol] = {"status": answer.status, "detail": answer.detail}
+            else:
+                raise answer
+        if not found and any(e["status"] == 503 for e in errors.values()):
+            # Nothing at all could be had: an outage, said as the single price says it.
+            detail = "; ".join(f"{s}: {e['detail']}" for s, e in errors.items())
+            raise MarketUnavailableError("market_source", detail)
+        return orjson.dumps({"prices": found, "errors": errors})
 
     async def ohlcv(self, symbol: str, granularity: int, periods: int) -> bytes:
         """The candles answer; cached until the forming candle closes."""

@@ -20,13 +20,22 @@ from shared.logs import configure_logging
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
 
-DESCRIPTION = (
-    "Classifies a symbol's market regime from closed candles read through the Market "
-    "Data Gateway (or the market source directly when the gateway is down): VOLATILE "
-    "when volatility (std of close-to-close log returns, per candle) is high against "
-    "the symbol's own baseline or above an annualised ceiling; else TRENDING when "
-    "ADX(14) >= 25 and Choppiness(14) < 61.8; else CHOPPY."
-)
+
+def _description(s: Settings) -> str:
+    return (
+        "Classifies a symbol's market regime from closed candles read through the Market "
+        "Data Gateway (or the market source directly when the gateway is down), deciding "
+        f"on the newest candles: VOLATILE when the mean true range of the last "
+        f"{s.fast_volatility_periods} candles is at least {s.true_range_ratio_threshold}x "
+        f"the symbol's quiet true range (the lookback's {s.quiet_range_quantile} quantile) "
+        "or the std of their log returns, annualised, reaches "
+        f"{s.volatility_ceiling_annualized:.0%}; else TRENDING when Kaufman's efficiency "
+        f"ratio over {s.efficiency_periods} closes is at least {s.efficiency_threshold}; "
+        f"else CHOPPY. The answer changes only once {s.confirm_candles} candles in a row "
+        f"call the new regime. ADX({s.adx_period}) (TA-Lib's), Choppiness({s.chop_period}) "
+        "and the window's volatility (std of close-to-close log returns, per candle) are "
+        "reported beside the figures that decide."
+    )
 
 
 def create_app(
@@ -57,7 +66,7 @@ def create_app(
 
     return build_app(
         title="Regime Detection",
-        description=DESCRIPTION,
+        description=_description(settings),
         lifespan=lifespan,
         routers=[router],
     )

@@ -1,4 +1,6 @@
-"""The indicators, vectorised in numpy: Wilder's ADX, the Choppiness Index, volatility.
+"""The indicators, vectorised in numpy: Wilder's ADX, the Choppiness Index, volatility,
+and the short-horizon figures the rule decides on (mean true range, rolling volatility,
+Kaufman's efficiency ratio).
 
 ADX follows TA-Lib's `TA_ADX` step for step, so the two agree to rounding: the first
 smoothed sums of true range and directional movement cover the first n-1 bars, the
@@ -116,3 +118,55 @@ def volatility(close: FloatArray) -> float:
     if close.size < 3:
         return float("nan")
     return float(np.std(np.diff(np.log(close)), ddof=1))
+
+
+def quantile(x: FloatArray, q: float) -> float:
+    """The `q` quantile of `x` as its nearest-rank value (np.partition: ~30x np.quantile)."""
+    rank = round(q * (x.size - 1))
+    return float(np.partition(x, rank)[rank])
+
+
+def rolling_mean(x: FloatArray, period: int) -> FloatArray:
+    """Mean of the last `period` values at each index; NaN until `period` values exist."""
+    out = np.full(x.size, np.nan)
+    if x.size >= period:
+        out[period - 1 :] = _window_sums(x, period) / period
+    return out
+
+
+def _window_sums(x: FloatArray, period: int) -> FloatArray:
+    """Sums of every `period` consecutive values (cumulative sums: no window views, which
+    cost ~20 us each to build, more than the arithmetic on these short series)."""
+    sums: FloatArray = np.cumsum(np.concatenate(([0.0], x)))
+    return sums[period:] - sums[:-period]
+
+
+def rolling_volatility(close: FloatArray, period: int) -> FloatArray:
+    """Sample std of the last `period` log returns, aligned with `close` (NaN before)."""
+    out = np.full(close.size, np.nan)
+    if close.size > period:
+        returns = np.diff(np.log(close))
+        mean = _window_sums(returns, period) / period
+        # Squares around the series mean keep the subtraction below well-conditioned.
+        centred = returns - returns.mean()
+        squares = _window_sums(centred * centred, period)
+        shifted = mean - returns.mean()
+        variance = (squares - period * shifted * shifted) / (period - 1)
+        out[period:] = np.sqrt(np.maximum(variance, 0.0))
+    return out
+
+
+def efficiency_ratio(close: FloatArray, period: int) -> FloatArray:
+    """Kaufman's efficiency ratio, aligned with `close`; NaN before bar `period`.
+
+    `|close[i] - close[i-n]| / sum(|close[j] - close[j-1]|)` over the n moves ending at
+    bar i: 1 for a straight line, near 0 for a market going back and forth. A flat
+    stretch (no path at all) goes nowhere: 0.
+    """
+    out = np.full(close.size, np.nan)
+    if close.size <= period:
+        return out
+    path = _window_sums(np.abs(np.diff(close)), period)
+    net = np.abs(close[period:] - close[:-period])
+    out[period:] = np.divide(net, path, out=np.zeros_like(net), where=path > 0)
+    return out

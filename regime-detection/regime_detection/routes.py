@@ -53,7 +53,7 @@ async def regime(
     granularity: GranularityQuery = 60,
     periods: PeriodsQuery = None,
 ) -> JSONBytes:
-    """TRENDING, CHOPPY, VOLATILE or UNKNOWN, from ADX(14), CHOP(14) and volatility."""
+    """TRENDING, CHOPPY, VOLATILE or UNKNOWN, from short-horizon volatility and efficiency."""
     answer = await regimes.assess(symbol, granularity, periods)
     # The JSON FastAPI would make from `RegimeResponse`, built once per cached answer.
     body = regimes.rendered(answer, lambda a: to_json(a, regimes))
@@ -82,8 +82,9 @@ def to_response(answer: Assessment, service: RegimeService) -> RegimeResponse:
             choppiness=_finite(ind.choppiness) if ind else None,
             volatility=_finite(ind.volatility) if ind else None,
             volatility_annualized=_finite(ind.volatility_annualized) if ind else None,
-            baseline_volatility=_finite(ind.baseline_volatility) if ind else None,
-            volatility_ratio=_finite(ind.volatility_ratio) if ind else None,
+            fast_volatility_annualized=_finite(ind.fast_volatility_annualized) if ind else None,
+            true_range_ratio=_finite(ind.true_range_ratio) if ind else None,
+            efficiency_ratio=_finite(ind.efficiency_ratio) if ind else None,
         ),
         timestamp=utc_iso(answer.computed_at),
         as_of=utc_iso(answer.as_of) if answer.as_of is not None else None,
@@ -92,10 +93,10 @@ def to_response(answer: Assessment, service: RegimeService) -> RegimeResponse:
         candles=answer.candles,
         baseline_candles=answer.baseline_candles,
         thresholds=AppliedThresholds(
-            adx_trend=th.adx_trend,
-            chop_high=th.chop_high,
-            volatility_ratio=th.volatility_ratio,
+            true_range_ratio=th.true_range_ratio,
             volatility_ceiling_annualized=th.volatility_ceiling_annualized,
+            efficiency_ratio=th.efficiency,
+            confirm_candles=th.confirm,
         ),
         source=answer.source,
         via=answer.via,

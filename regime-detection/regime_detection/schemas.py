@@ -10,9 +10,11 @@ from shared.market.models import SourceName, Via
 
 
 class IndicatorValues(BaseModel):
-    """The indicators over the window (the baseline over the whole lookback)."""
+    """The window's indicators (reported) and the short-horizon figures the rule decides on."""
 
-    adx: float | None = Field(description="Wilder's ADX(14) at the newest candle, 0-100")
+    adx: float | None = Field(
+        description="Wilder's ADX(14) over the window at the newest candle, 0-100 (TA-Lib's)"
+    )
     choppiness: float | None = Field(description="Choppiness Index(14) at the newest candle")
     volatility: float | None = Field(
         description="Sample std of close-to-close log returns over the window, per candle"
@@ -20,21 +22,27 @@ class IndicatorValues(BaseModel):
     volatility_annualized: float | None = Field(
         description="`volatility` x sqrt(candles per 365-day year)"
     )
-    baseline_volatility: float | None = Field(
-        description="The same per-candle figure over the whole baseline lookback"
+    fast_volatility_annualized: float | None = Field(
+        description="Std of the last FAST_VOLATILITY_PERIODS (10) log returns, annualised"
     )
-    volatility_ratio: float | None = Field(
-        description="volatility / baseline_volatility (null when the baseline adds nothing)"
+    true_range_ratio: float | None = Field(
+        description=(
+            "Mean true range of the last FAST_VOLATILITY_PERIODS candles over the lookback's "
+            "quiet true range (its QUIET_RANGE_QUANTILE quantile); null for a flat lookback"
+        )
+    )
+    efficiency_ratio: float | None = Field(
+        description="Kaufman's efficiency ratio over the last EFFICIENCY_PERIODS (14) closes, 0-1"
     )
 
 
 class AppliedThresholds(BaseModel):
     """The thresholds the call was made with (settings)."""
 
-    adx_trend: float
-    chop_high: float
-    volatility_ratio: float
+    true_range_ratio: float
     volatility_ceiling_annualized: float
+    efficiency_ratio: float
+    confirm_candles: int
 
 
 class RegimeResponse(BaseModel):
@@ -52,8 +60,9 @@ class RegimeResponse(BaseModel):
                         "choppiness": 41.5,
                         "volatility": 0.00061,
                         "volatility_annualized": 0.44,
-                        "baseline_volatility": 0.00072,
-                        "volatility_ratio": 0.85,
+                        "fast_volatility_annualized": 0.41,
+                        "true_range_ratio": 1.3,
+                        "efficiency_ratio": 0.62,
                     },
                     "timestamp": "2024-05-01T12:00:03.120000Z",
                     "as_of": "2024-05-01T12:00:00Z",
@@ -62,10 +71,10 @@ class RegimeResponse(BaseModel):
                     "candles": 100,
                     "baseline_candles": 300,
                     "thresholds": {
-                        "adx_trend": 25.0,
-                        "chop_high": 61.8,
-                        "volatility_ratio": 1.5,
+                        "true_range_ratio": 2.5,
                         "volatility_ceiling_annualized": 1.5,
+                        "efficiency_ratio": 0.35,
+                        "confirm_candles": 3,
                     },
                     "source": "coinbase",
                     "via": "gateway",
@@ -84,7 +93,7 @@ class RegimeResponse(BaseModel):
     granularity: int = Field(description="Candle width in seconds")
     periods: int = Field(description="Candles asked for in the indicator window")
     candles: int = Field(description="Candles actually in the window (gaps are not filled)")
-    baseline_candles: int = Field(description="Candles in the volatility baseline lookback")
+    baseline_candles: int = Field(description="Candles in the lookback (quiet true range)")
     thresholds: AppliedThresholds
     source: SourceName = Field(description="Where the candles come from")
     via: Via = Field(description="`gateway`, or `direct` when the gateway was down")

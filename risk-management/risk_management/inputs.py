@@ -15,12 +15,12 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from risk_management.limits import Regime
-from risk_management.var import candle_volatility, daily_volatility
 from shared.client import ServiceClient
 from shared.errors import DomainError
 from shared.market.client import MarketDataClient
 from shared.market.models import Quote
 from shared.market.source import UnknownSymbolError
+from shared.var import candle_volatility, daily_volatility
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from risk_management.inputs import RegimeReading, VolatilitySource
-from risk_management.limits import Limits
-from risk_management.schemas import AppliedLimits, ApproveTradeResponse, RiskMetrics
+from risk_management.limits import Limits, Portfolio
+from risk_management.schemas import AppliedLimits, ApproveTradeResponse, RiskMetrics, Valued
 from risk_management.sizing import Decision
 from shared.market.models import Quote
 
@@ -23,6 +23,7 @@ def priced_response(
     sigma_source: VolatilitySource,
     notes: Sequence[str],
     limits: Limits,
+    portfolio: Portfolio,
 ) -> ApproveTradeResponse:
     """The answer for a trade that could be priced and sized."""
     multiplier = limits.multiplier(regime.regime)
@@ -51,6 +52,10 @@ def priced_response(
             min_order_usd=limits.min_order_usd,
             buy_fee_rate=limits.buy_fee_rate,
         ),
+        valuation={
+            s: Valued(price=h.price, volatility_daily=h.sigma_daily)
+            for s, h in portfolio.holdings.items()
+        },
     )
 
 

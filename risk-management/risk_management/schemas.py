@@ -73,6 +73,13 @@ class AppliedLimits(BaseModel):
     buy_fee_rate: float
 
 
+class Valued(BaseModel):
+    """How the decision valued one symbol of the portfolio."""
+
+    price: float
+    volatility_daily: float
+
+
 class ApproveTradeResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -113,3 +120,8 @@ class ApproveTradeResponse(BaseModel):
     price_source: str | None
     equity: float | None
     limits: AppliedLimits | None = None
+    valuation: dict[str, Valued] | None = Field(
+        default=None,
+        description="The price and daily volatility the decision used for the traded symbol "
+        "and every held one: Execution applies the same limits with them again at the fill",
+    )

@@ -82,7 +82,7 @@ class RiskService:
         trade = TradeRequest(symbol=symbol, side=request.side, amount=request.amount)
         decision = size_trade(trade, portfolio, regime.regime, self.limits)
         return priced_response(
-            decision, regime, price.quote, sigma, sigma_source, notes, self.limits
+            decision, regime, price.quote, sigma, sigma_source, notes, self.limits, portfolio
         )
 
     async def _read_regime(self, symbol: str) -> RegimeReading:

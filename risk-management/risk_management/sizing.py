@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass
 
 from risk_management.limits import Limits, Portfolio, Regime, TradeRequest
-from risk_management.var import max_buy_under_var, portfolio_var, z_score
+from shared.limits import buy_room
+from shared.var import portfolio_var, z_score
 
 
 class Constraint(enum.StrEnum):
@@ -55,26 +56,21 @@ def buy_bounds(
     request: TradeRequest, portfolio: Portfolio, regime: Regime, limits: Limits
 ) -> dict[Constraint, float]:
     """The largest buy (USD) each limit allows on its own."""
-    equity = portfolio.equity
-    traded = portfolio.holdings[request.symbol]
     multiplier = limits.multiplier(regime)
-    z = z_score(limits.var_confidence)
-    others = {s: h for s, h in portfolio.holdings.items() if s != request.symbol}
-    var_of_others = portfolio_var(
-        {s: h.value for s, h in others.items()}, {s: h.sigma_daily for s, h in others.items()}, z
+    room = buy_room(
+        symbol=request.symbol,
+        cash=portfolio.cash,
+        values=portfolio.values(),
+        sigmas=portfolio.sigmas(),
+        cap_share=limits.max_position_share * multiplier,
+        var_limit_share=limits.var_limit_share,
+        z=z_score(limits.var_confidence),
+        buy_fee_rate=limits.buy_fee_rate,
     )
     return {
-        Constraint.CASH: portfolio.cash / (1 + limits.buy_fee_rate),
-        Constraint.VAR_LIMIT: max_buy_under_var(
-            limit_usd=limits.var_limit_share * max(equity, 0.0),
-            var_of_others=var_of_others,
-            held_value=traded.value,
-            sigma_daily=traded.sigma_daily,
-            z=z,
-        ),
-        Constraint.POSITION_LIMIT: max(
-            0.0, limits.max_position_share * multiplier * equity - traded.value
-        ),
+        Constraint.CASH: room.cash,
+        Constraint.VAR_LIMIT: room.var_limit,
+        Constraint.POSITION_LIMIT: room.position_limit,
         Constraint.REGIME: request.amount * multiplier,
     }
 

@@ -81,19 +81,27 @@ def gateway_server() -> Iterator[tuple[GatewayStub, ThreadServer]]:
 
 @pytest.fixture
 def risk(risk_server: tuple[RiskStub, ThreadServer]) -> Iterator[RiskStub]:
-    """The Risk stub, approving everything at PRICE unless a test says otherwise."""
+    """The Risk stub, approving everything at PRICE unless a test says otherwise.
+
+    Fails the test if the stub was asked or answered something off Risk's OpenAPI schema.
+    """
     stub, _ = risk_server
     stub.reset()
     yield stub
+    violations = list(stub.violations)
     stub.reset()
+    assert not violations, "\n".join(violations)
 
 
 @pytest.fixture
 def gateway(gateway_server: tuple[GatewayStub, ThreadServer]) -> Iterator[GatewayStub]:
+    """The gateway stub; fails the test if it answered off the gateway's OpenAPI schema."""
     stub, _ = gateway_server
     stub.reset()
     yield stub
+    violations = list(stub.violations)
     stub.reset()
+    assert not violations, "\n".join(violations)
 
 
 @pytest.fixture

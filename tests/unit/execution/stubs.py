@@ -1,32 +1,90 @@
-"""Stand-ins for Execution's upstreams: a Risk server and a gateway that answer as told."""
+"""Stand-ins for Execution's upstreams: a Risk server and a gateway that answer as told.
+
+Both are held to the contract: every request they get and every answer they give is
+checked against the real service's OpenAPI document (`tests.support.contract`). A
+violation is answered 500 and remembered; the `risk` and `gateway` fixtures fail the
+test with it. A test that sends something off the contract on purpose (to test a
+fail-safe) says so with `checked = False`.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from shared.market.models import CandleSeries, Quote, utc_iso
 from shared.market.source import MarketUnavailableError, UnknownSymbolError
+from tests.support.contract import ContractError, check_answer, check_request
 
-RiskRule = Callable[[dict[str, Any]], dict[str, Any] | JSONResponse]
+RiskRule = Callable[[dict[str, Any]], dict[str, Any] | Response]
 PRICE = 100.0
+APPROVE = "/api/v1/approve-trade"
+PRICE_PATH = "/api/v1/price/{symbol}"
 
 
 def approve_all(body: dict[str, Any]) -> dict[str, Any]:
-    """Approve the full amount at PRICE, as a permissive Risk would."""
+    """Approve the full amount at PRICE, as a permissive Risk would answer it."""
+    amount = float(body["amount"])
+    equity = float(body["current_portfolio"]["cash"]) + amount
     return {
         "approved": True,
-        "max_amount": body["amount"],
+        "max_amount": amount,
         "reason": "Approved",
-        "risk_metrics": {"portfolio_var": 0.01, "concentration_risk": 0.1},
+        "binding_constraint": "none",
+        "risk_metrics": {
+            "portfolio_var": 0.01,
+            "portfolio_var_usd": 0.01 * equity,
+            "concentration_risk": 0.1,
+            "volatility_daily": 0.03,
+            "volatility_source": "regime",
+        },
         "regime": "TRENDING",
+        "regime_confidence": 0.8,
         "price": PRICE,
+        "price_source": "coinbase",
+        "equity": equity,
+        "limits": {
+            "max_position_share": 0.25,
+            "regime_multiplier": 1.0,
+            "var_limit_share": 0.05,
+            "var_confidence": 0.95,
+            "min_order_usd": 10.0,
+            "buy_fee_rate": 0.006,
+        },
     }
+
+
+def problem(status: int, detail: str, instance: str) -> JSONResponse:
+    """A problem+json answer, in the shape every one of our services sends."""
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "trace_id": None,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def _checked(violations: list[str], check: Callable[[], None], answer: Response) -> Response:
+    try:
+        check()
+    except ContractError as exc:
+        violations.append(str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=500)
+    return answer
+
+
+def _media_type(response: Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip()
 
 
 @dataclass
@@ -34,25 +92,40 @@ class RiskStub:
     """The Risk service's contract, answering with `rule`; remembers every request."""
 
     rule: RiskRule = approve_all
+    checked: bool = True  # False: this test sends off-contract answers on purpose
     requests: list[dict[str, Any]] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.post("/api/v1/approve-trade")
-        async def approve(request: Request) -> Any:
+        @app.post(APPROVE)
+        async def approve(request: Request) -> Response:
             body = await request.json()
             self.requests.append(body)
             self.keys.append(request.headers.get("Idempotency-Key"))
-            return self.rule(body)
+            answer = self.rule(body)
+            response = answer if isinstance(answer, Response) else JSONResponse(answer)
+            if not self.checked:
+                return response
+
+            def check() -> None:
+                check_request("risk_management", "POST", APPROVE, body)
+                sent = json.loads(bytes(response.body))
+                status, media = response.status_code, _media_type(response)
+                check_answer("risk_management", "POST", APPROVE, status, media, sent)
+
+            return _checked(self.violations, check, response)
 
         return app
 
     def reset(self) -> None:
         self.rule = approve_all
+        self.checked = True
         self.requests.clear()
         self.keys.clear()
+        self.violations.clear()
 
 
 @dataclass
@@ -61,29 +134,38 @@ class GatewayStub:
 
     prices: dict[str, tuple[float, datetime]] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
+    violations: list[str] = field(default_factory=list)
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.get("/api/v1/price/{symbol}")
-        async def price(symbol: str) -> Any:
-            if symbol in self.down:
-                return JSONResponse({"detail": "exchange down"}, status_code=503)
-            if symbol not in self.prices:
-                return JSONResponse({"detail": f"unknown {symbol}"}, status_code=404)
-            value, at = self.prices[symbol]
-            return {
-                "symbol": symbol,
-                "price": value,
-                "timestamp": utc_iso(at),
-                "source": "coinbase",
-            }
+        @app.get(PRICE_PATH)
+        async def price(symbol: str, request: Request) -> Response:
+            response = self._answer(symbol, request.url.path)
+
+            def check() -> None:
+                sent = json.loads(bytes(response.body))
+                status, media = response.status_code, _media_type(response)
+                check_answer("market_data", "GET", PRICE_PATH, status, media, sent)
+
+            return _checked(self.violations, check, response)
 
         return app
+
+    def _answer(self, symbol: str, path: str) -> Response:
+        if symbol in self.down:
+            return problem(503, "exchange down", path)
+        if symbol not in self.prices:
+            return problem(404, f"unknown {symbol}", path)
+        value, at = self.prices[symbol]
+        return JSONResponse(
+            {"symbol": symbol, "price": value, "timestamp": utc_iso(at), "source": "coinbase"}
+        )
 
     def reset(self) -> None:
         self.prices.clear()
         self.down.clear()
+        self.violations.clear()
 
 
 class FakeSource:

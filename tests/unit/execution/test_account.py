@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import httpx
 
-from tests.unit.execution.stubs import PRICE, RiskRule, RiskStub
+from tests.unit.execution.stubs import PRICE, RiskRule, RiskStub, approve_all
 from tests.unit.execution.test_history import points_when
 
 BUY = {"symbol": "BTC-USD", "side": "buy", "amount": 1000}
 
 
 def sell_at(price: float) -> RiskRule:
-    return lambda body: {"approved": True, "max_amount": body["amount"], "price": price}
+    return lambda body: approve_all(body) | {"price": price}
 
 
 async def test_closed_position_keeps_its_realised_pnl(

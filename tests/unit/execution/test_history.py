@@ -15,7 +15,7 @@ from execution.history import History
 from shared.market.source import MarketSource
 from tests.support.asgi import client_of, serving
 from tests.unit.execution.conftest import running
-from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub
+from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub, approve_all
 
 TRADE = {"symbol": "BTC-USD", "side": "buy", "amount": 1000}
 
@@ -48,7 +48,9 @@ async def test_a_point_follows_every_fill(client: httpx.AsyncClient, risk: RiskS
 
 async def test_a_rejection_makes_no_point(client: httpx.AsyncClient, risk: RiskStub) -> None:
     """Only fills move the books, so only fills add points."""
-    risk.rule = lambda body: {"approved": False, "max_amount": 0, "reason": "No", "price": 100}
+    risk.rule = lambda body: (
+        approve_all(body) | {"approved": False, "max_amount": 0, "reason": "No"}
+    )
     await client.post("/api/v1/trade", json=TRADE)
     risk.reset()
     await client.post("/api/v1/trade", json=TRADE)

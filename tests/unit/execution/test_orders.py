@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.execution.stubs import RiskStub
+from tests.unit.execution.stubs import RiskStub, approve_all
 
 
 async def _trade(client: httpx.AsyncClient, symbol: str, side: str, amount: float) -> Any:
@@ -35,7 +35,9 @@ async def placed(client: httpx.AsyncClient, risk: RiskStub) -> list[Any]:
         await _trade(client, "ETH-USD", "buy", 50),
         await _trade(client, "BTC-USD", "sell", 20),
     ]
-    risk.rule = lambda body: {"approved": False, "max_amount": 0, "reason": "No", "price": 100}
+    risk.rule = lambda body: (
+        approve_all(body) | {"approved": False, "max_amount": 0, "reason": "No"}
+    )
     orders.append(await _trade(client, "BTC-USD", "buy", 30))
     assert [o["status"] for o in orders] == ["FILLED"] * 3 + ["REJECTED"]
     return orders

@@ -74,6 +74,31 @@ async def test_a_201_order_survives_sigkill(
     assert portfolio["cash"] == 10_000 - 1234.5 - order["fee"]
 
 
+async def test_the_trading_state_survives_sigkill(
+    database_url: str,
+    tmp_path: Path,
+    risk: RiskStub,
+    risk_server: tuple[RiskStub, ThreadServer],
+    gateway_server: tuple[GatewayStub, ThreadServer],
+) -> None:
+    """HALTED and its history are still in force after a SIGKILL and a restart."""
+    make = factory(database_url, tmp_path, risk_server, gateway_server)
+    process = make()
+    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+        change = {"state": "HALTED", "reason": "before the crash"}
+        set_to = (await client.put("/api/v1/trading-state", json=change)).json()
+        process.kill()
+    process = make()
+    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+        state = (await client.get("/api/v1/trading-state")).json()
+        history = (await client.get("/api/v1/trading-state/history")).json()["changes"]
+        body = {"symbol": "BTC-USD", "side": "buy", "amount": 100}
+        refused = await client.post("/api/v1/trade", json=body)
+    assert state == set_to
+    assert history == [set_to]
+    assert refused.status_code == 409
+
+
 async def test_two_processes_on_one_ledger_never_overdraw(
     database_url: str,
     tmp_path: Path,

@@ -56,4 +56,5 @@ async def test_driver_writes_read_back_exactly_through_sqlalchemy(database_url: 
         MOMENT,
     )
     assert OrderRecord(**{n: getattr(row, n) for n in OrderRecord.__dataclass_fields__}) == order
-    assert [Decimal(v) for v in held[0][1:]] == [EXACT, Decimal(10_000), Decimal("-1.5")]
+    assert [Decimal(v) for v in held[0][1:4]] == [EXACT, Decimal(10_000), Decimal("-1.5")]
+    assert tuple(held[0][4:]) == ("ACTIVE", "New ledger")

@@ -10,7 +10,7 @@ import pytest
 from fastapi.responses import JSONResponse
 
 from tests.unit.execution.conftest import StartApp
-from tests.unit.execution.stubs import PRICE, RiskStub, approve_all
+from tests.unit.execution.stubs import PRICE, RiskStub, approve_all, problem
 
 
 async def buy(client: httpx.AsyncClient, amount: float, **headers: str) -> httpx.Response:
@@ -80,7 +80,7 @@ async def test_not_approved_is_a_rejected_order(client: httpx.AsyncClient, risk:
 
 async def test_risk_4xx_is_a_rejected_order(client: httpx.AsyncClient, risk: RiskStub) -> None:
     """Risk answering 4xx (it refused our request) is a REJECTED order naming its detail."""
-    risk.rule = lambda body: JSONResponse({"detail": "unknown symbol"}, status_code=404)
+    risk.rule = lambda body: problem(422, "unknown symbol", "/api/v1/approve-trade")
     order = (await buy(client, 100)).json()
     assert order["status"] == "REJECTED"
     assert "unknown symbol" in order["reason"]
@@ -161,10 +161,10 @@ async def test_breaker_open_is_503_with_its_retry_after(start: StartApp, dead_ur
     assert 30 <= int(response.headers["Retry-After"]) <= 40
 
 
+# Holds SQLite's file write lock from outside the service: a SQLite-only case.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_ledger_unavailable_is_503_not_500(start: StartApp, database_url: str) -> None:
     """A ledger locked past the busy timeout answers 503 with Retry-After, and fills nothing."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("holds SQLite's file write lock from outside the service")
     async with start(sqlite_busy_timeout_seconds=0.1) as client:
         blocker = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
@@ -195,11 +195,12 @@ async def test_cash_that_covers_the_amount_but_not_the_fee_is_never_overdrawn(
     assert cash == 0
 
 
-@pytest.mark.parametrize("answer", [[approve_all({"amount": 100})], "approved", 1, None])
+@pytest.mark.parametrize("answer", [[{"approved": True}], "approved", 1, None])
 async def test_an_answer_from_risk_that_is_not_an_object_fills_nothing(
     client: httpx.AsyncClient, risk: RiskStub, answer: Any
 ) -> None:
     """Risk answering 200 with a list, string, number or null is a REJECTED order, no fill."""
+    risk.checked = False  # off Risk's contract on purpose: the fail-safe under test
     risk.rule = lambda body: JSONResponse(answer)
     response = await buy(client, 100)
     assert response.status_code == 201

@@ -1,4 +1,4 @@
-"""The classification rule, its confidence, and its accuracy against simulated ground truth."""
+"""The classification rule, its hysteresis, its confidence, and its accuracy in steady state."""
 
 from __future__ import annotations
 
@@ -7,18 +7,30 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from regime_detection.classify import Indicators, Thresholds, assess, decide
+from regime_detection.classify import (
+    Indicators,
+    Regime,
+    Thresholds,
+    assess,
+    decide,
+    follow,
+    raw_calls,
+    recent,
+    settle,
+)
+from regime_detection.config import Settings
 
 from shared.market.simulated import SimulatedMarket
 
-TH = Thresholds()
+TH = Thresholds.from_settings(Settings())
 CALM = Indicators(
     adx=40.0,
     choppiness=40.0,
     volatility=0.0005,
     volatility_annualized=0.4,
-    baseline_volatility=0.0005,
-    volatility_ratio=1.0,
+    fast_volatility_annualized=0.4,
+    true_range_ratio=1.0,
+    efficiency_ratio=0.6,
 )
 
 
@@ -26,49 +38,107 @@ CALM = Indicators(
     ("changes", "regime"),
     [
         ({}, "TRENDING"),
-        ({"volatility_annualized": 1.5}, "VOLATILE"),  # at the ceiling
-        ({"volatility_ratio": 1.5}, "VOLATILE"),  # at the ratio threshold
-        ({"volatility_ratio": None, "volatility_annualized": 2.0}, "VOLATILE"),
-        ({"volatility_ratio": None}, "TRENDING"),
-        ({"adx": 25.0}, "TRENDING"),  # ADX at its threshold counts
-        ({"adx": 24.99}, "CHOPPY"),
-        ({"choppiness": 61.8}, "CHOPPY"),  # CHOP at its threshold does not trend
-        ({"adx": 10.0, "choppiness": 80.0}, "CHOPPY"),
-        ({"adx": 80.0, "choppiness": 90.0}, "CHOPPY"),
+        ({"fast_volatility_annualized": 1.5}, "VOLATILE"),  # at the ceiling
+        ({"true_range_ratio": 2.5}, "VOLATILE"),  # at the ratio threshold
+        ({"true_range_ratio": 2.49}, "TRENDING"),
+        ({"true_range_ratio": None, "fast_volatility_annualized": 2.0}, "VOLATILE"),
+        ({"true_range_ratio": None}, "TRENDING"),
+        ({"efficiency_ratio": 0.35}, "TRENDING"),  # efficiency at its threshold trends
+        ({"efficiency_ratio": 0.3499}, "CHOPPY"),
+        ({"efficiency_ratio": 0.1, "true_range_ratio": 3.0}, "VOLATILE"),  # volatility first
+        ({"adx": 5.0, "choppiness": 95.0}, "TRENDING"),  # ADX and CHOP are reported only
+        ({"volatility_annualized": 3.0}, "TRENDING"),  # the window's volatility too
     ],
 )
 def test_the_rule_covers_every_combination(changes: dict[str, object], regime: str) -> None:
-    """VOLATILE first, then TRENDING needs both ADX and CHOP, CHOPPY for the rest."""
+    """VOLATILE first (ratio or ceiling), then TRENDING on efficiency, CHOPPY for the rest."""
     assert decide(replace(CALM, **changes), TH).regime == regime  # type: ignore[arg-type]
 
 
 def test_confidence_is_zero_at_a_threshold_and_grows_with_distance() -> None:
     """Confidence is in [0, 1], 0 at the deciding threshold, larger further past it."""
-    at = decide(replace(CALM, adx=25.0), TH).confidence
-    near = decide(replace(CALM, adx=30.0), TH).confidence
-    far = decide(replace(CALM, adx=60.0), TH).confidence
-    assert at == 0.0
-    assert 0.0 < near < far <= 1.0
-    storm = [decide(replace(CALM, volatility_annualized=v), TH).confidence for v in (1.5, 2, 9)]
+    trend = [decide(replace(CALM, efficiency_ratio=e), TH).confidence for e in (0.35, 0.45, 0.9)]
+    assert trend[0] == 0.0
+    assert 0.0 < trend[1] < trend[2] <= 1.0
+    chop = [decide(replace(CALM, efficiency_ratio=e), TH).confidence for e in (0.34, 0.2, 0.0)]
+    assert chop == sorted(chop)
+    assert chop[0] < 0.1
+    storm = [decide(replace(CALM, true_range_ratio=r), TH).confidence for r in (2.5, 3, 9)]
     assert storm == sorted(storm)
     assert storm[0] == 0.0
     assert storm[-1] == 1.0
 
 
-def test_choppy_confidence_follows_the_stronger_failed_test() -> None:
-    """CHOPPY by a wide CHOP margin is confident even with ADX near its threshold."""
-    quiet = replace(CALM, volatility_ratio=0.5, volatility_annualized=0.1)
-    reading = decide(replace(quiet, adx=24.0, choppiness=80.0), TH)
-    assert reading.regime == "CHOPPY"
-    assert reading.confidence == pytest.approx(1.0)
-
-
 def test_near_volatile_calls_are_less_confident() -> None:
-    """A trend whose volatility is close to the ceiling is not called with confidence."""
-    calm = decide(replace(CALM, adx=60, choppiness=20, volatility_annualized=0.2), TH)
-    edgy = decide(replace(CALM, adx=60, choppiness=20, volatility_annualized=1.4), TH)
+    """A trend whose short-horizon volatility is close to a threshold is less confident."""
+    calm = decide(replace(CALM, efficiency_ratio=0.9, true_range_ratio=0.8), TH)
+    edgy = decide(replace(CALM, efficiency_ratio=0.9, true_range_ratio=2.4), TH)
     assert calm.regime == edgy.regime == "TRENDING"
     assert edgy.confidence < calm.confidence
+
+
+@pytest.mark.parametrize(
+    ("calls", "answer"),
+    [
+        ("TTTTTCTTTT", "TRENDING"),  # one odd candle does not flip the answer
+        ("TTTTTCCTTT", "TRENDING"),  # nor two
+        ("TTTTTTTCCC", "CHOPPY"),  # three in a row do
+        ("TTTTCCCVVT", "CHOPPY"),  # VOLATILE twice, then not: CHOPPY holds
+        ("TTTTTTCCCV", "CHOPPY"),
+        ("CVCVCVCVCV", "CHOPPY"),  # alternating never confirms either
+    ],
+)
+def test_the_answer_moves_only_after_confirm_candles_in_a_row(calls: str, answer: str) -> None:
+    """Hysteresis: a new regime takes over once 3 consecutive candles call it."""
+    names: dict[str, Regime] = {"T": "TRENDING", "C": "CHOPPY", "V": "VOLATILE"}
+    assert settle([names[c] for c in calls], 3) == answer
+    assert settle([names[c] for c in calls], 1) == names[calls[-1]]
+
+
+def _day(symbol: str, seed: int, candles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = SimulatedMarket(seed)._rows(
+        symbol, 60, 1_700_000_000 // 60 - candles, 1_700_000_000 // 60
+    )
+    return rows.high, rows.low, rows.close
+
+
+def test_each_candle_is_called_as_decide_would_call_its_figures() -> None:
+    """The vectorised calls of the replayed candles equal `decide` on each one's figures."""
+    high, low, close = _day("ETH-USD", 5, 1740)
+    seen: Counter[str] = Counter()
+    for end in range(300, 1740, 29):
+        part = slice(end - 300, end)
+        figures = recent(high[part], low[part], close[part], granularity=60, th=TH)
+        for i, call in enumerate(raw_calls(figures, TH)):
+            ratio = float(figures.true_range_ratio[i])
+            one = replace(
+                CALM,
+                fast_volatility_annualized=float(figures.fast_volatility_annualized[i]),
+                true_range_ratio=ratio,
+                efficiency_ratio=float(figures.efficiency_ratio[i]),
+            )
+            assert decide(one, TH).regime == call
+            seen[call] += 1
+    assert set(seen) == {"TRENDING", "CHOPPY", "VOLATILE"}
+
+
+def test_the_answer_is_the_settled_replay_with_the_newest_candle_s_confidence() -> None:
+    """`assess` answers `follow`'s settled regime; confidence 0 while the newest disagrees."""
+    high, low, close = _day("BTC-USD", 7, 1740)
+    disagreed = 0
+    for end in range(300, 1740, 7):
+        part = slice(end - 300, end)
+        h, lo, c = high[part], low[part], close[part]
+        reading = assess(h, lo, c, periods=100, granularity=60, th=TH)
+        regime, figures = follow(h, lo, c, granularity=60, th=TH)
+        assert reading.regime == regime
+        assert reading.indicators is not None
+        if raw_calls(figures, TH)[-1] != regime:
+            disagreed += 1
+            assert reading.confidence == 0.0
+        else:
+            assert reading.confidence == decide(reading.indicators, TH).confidence
+    assert disagreed > 0  # the debounce held an answer at least once
 
 
 def test_too_few_candles_is_unknown_with_a_reason() -> None:
@@ -81,17 +151,28 @@ def test_too_few_candles_is_unknown_with_a_reason() -> None:
     assert "27" in reading.reason
 
 
-def test_the_baseline_is_the_lookback_beyond_the_window() -> None:
-    """A calm history then a stormy window: the ratio to the baseline calls VOLATILE."""
+def test_the_quiet_true_range_comes_from_the_lookback() -> None:
+    """A calm history then a stormy last few candles: the ratio to the quiet range calls it."""
     rng = np.random.default_rng(5)
-    steps = np.concatenate((rng.normal(0, 0.0002, 200), rng.normal(0, 0.0008, 100)))
+    steps = np.concatenate((rng.normal(0, 0.0002, 290), rng.normal(0, 0.0012, 10)))
     close = 100 * np.exp(np.cumsum(steps))
     th = replace(TH, volatility_ceiling_annualized=10.0)  # only the ratio can fire
     reading = assess(close * 1.0001, close * 0.9999, close, periods=100, granularity=60, th=th)
     assert reading.indicators is not None
-    assert reading.indicators.volatility_ratio is not None
-    assert reading.indicators.volatility_ratio > 1.5
+    assert reading.indicators.true_range_ratio is not None
+    assert reading.indicators.true_range_ratio > 2.5
     assert reading.regime == "VOLATILE"
+
+
+def test_a_flat_market_has_no_ratio_and_is_choppy() -> None:
+    """No range at all: the ratio is null, efficiency 0, the answer CHOPPY, nothing warns."""
+    flat = np.full(300, 50.0)
+    with np.errstate(all="raise"):
+        reading = assess(flat, flat, flat, periods=100, granularity=60, th=TH)
+    assert reading.regime == "CHOPPY"
+    assert reading.indicators is not None
+    assert reading.indicators.true_range_ratio is None
+    assert reading.indicators.efficiency_ratio == 0.0
 
 
 @pytest.mark.parametrize(("symbol", "seed"), [("BTC-USD", 7), ("ETH-USD", 11), ("FOO-USD", 3)])

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import talib
-from regime_detection.indicators import FloatArray, adx, choppiness, smooth, volatility
+from numpy.lib.stride_tricks import sliding_window_view
+from regime_detection.indicators import (
+    FloatArray,
+    adx,
+    choppiness,
+    efficiency_ratio,
+    quantile,
+    rolling_mean,
+    rolling_volatility,
+    smooth,
+    volatility,
+)
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+# The team's data folder beside the checkout; TRADESTACK_DATA points elsewhere (`make mutate`).
+DATA = Path(
+    os.environ.get(
+        "TRADESTACK_DATA", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+    )
+)
 FILES = ["btc_5m_2023-01.csv", "eth_btc_1m_2017-11.csv"]
 
 
@@ -142,3 +159,37 @@ def test_volatility_is_the_sample_std_of_log_returns() -> None:
     returns = np.log(close[1:] / close[:-1])
     assert volatility(close) == pytest.approx(float(np.std(returns, ddof=1)), rel=1e-12)
     assert math.isnan(volatility(close[:2]))
+
+
+def test_rolling_figures_equal_their_windowed_definitions() -> None:
+    """Rolling mean and volatility by cumulative sums equal numpy over each window."""
+    high, low, close = _synthetic("walk", 300)
+    x = high - low
+    expected_mean = sliding_window_view(x, 10).mean(axis=1)
+    np.testing.assert_allclose(rolling_mean(x, 10)[9:], expected_mean, rtol=1e-9)
+    assert np.isnan(rolling_mean(x, 10)[:9]).all()
+    returns = np.diff(np.log(close))
+    expected_vol = sliding_window_view(returns, 10).std(axis=1, ddof=1)
+    np.testing.assert_allclose(rolling_volatility(close, 10)[10:], expected_vol, rtol=1e-9)
+    assert np.isnan(rolling_volatility(close, 10)[:10]).all()
+    assert rolling_volatility(close, 10)[-1] == pytest.approx(volatility(close[-11:]), rel=1e-9)
+
+
+def test_efficiency_ratio_is_one_on_a_line_and_low_on_a_back_and_forth() -> None:
+    """Net move over path: 1 for a straight climb, 0 when it ends where it began or is flat."""
+    line = np.arange(1.0, 31.0)
+    np.testing.assert_allclose(efficiency_ratio(line, 14)[14:], 1.0)
+    assert np.isnan(efficiency_ratio(line, 14)[:14]).all()
+    zigzag = np.tile([10.0, 11.0], 15)
+    assert efficiency_ratio(zigzag, 14)[-1] == 0.0
+    with np.errstate(all="raise"):
+        assert efficiency_ratio(np.full(20, 3.0), 14)[-1] == 0.0
+    close = np.array([1.0, 2.0, 1.5, 3.0])  # net 2 over a path of 1 + 0.5 + 1.5
+    assert efficiency_ratio(close, 3)[-1] == pytest.approx(2 / 3)
+
+
+def test_quantile_is_the_nearest_rank_value() -> None:
+    """The quiet level is a value of the data: the nearest rank, like numpy's 'nearest'."""
+    x = np.random.default_rng(2).uniform(0, 1, 299)
+    for q in (0.1, 0.25, 0.5, 0.9):
+        assert quantile(x, q) == np.quantile(x, q, method="nearest")

@@ -39,6 +39,7 @@ def stack() -> Iterator[dict[str, Any]]:
         gateway_server = stack.enter_context(serve_in_thread(gateway()))
         regime_server = stack.enter_context(serve_in_thread(regime.app()))
         yield {"gateway": gateway_server.url, "regime": regime_server.url, "stub": regime}
+    assert not regime.violations, "\n".join(regime.violations)
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from risk_management.limits import Holding, Limits, Portfolio, Regime, TradeRequest
 from risk_management.sizing import size_trade
-from risk_management.var import portfolio_var, z_score
+
+from shared.var import portfolio_var, z_score
 
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"]
 TOL = 1e-9

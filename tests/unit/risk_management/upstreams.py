@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from market_data_gateway.app import create_app as create_gateway
 from market_data_gateway.config import Settings as GatewaySettings
 from regime_detection.app import create_app as create_regime
@@ -18,7 +19,9 @@ from regime_detection.config import Settings as RegimeSettings
 from shared.market.models import utc_iso
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import MarketSource
+from tests.support.contract import ContractError, check_answer
 
+REGIME_PATH = "/api/v1/regime/{symbol}"
 NOW = 1_700_000_000.0  # a fixed clock: the simulator's prices are then fixed too
 
 
@@ -43,26 +46,60 @@ def regime_service(gateway_url: str) -> FastAPI:
 
 
 class RegimeStub:
-    """A regime service that answers `regime` with a chosen per-candle `volatility`."""
+    """A regime service that answers `regime` with a chosen per-candle `volatility`.
+
+    Held to the contract: an answer off Regime Detection's OpenAPI schema is answered 500
+    and kept in `violations` (the `stack` fixture fails the test with it).
+    """
 
     def __init__(self, regime: str, volatility: float | None) -> None:
         self.regime = regime
         self.volatility = volatility
         self.trace_ids: list[str | None] = []
+        self.violations: list[str] = []
+
+    def answer(self, symbol: str, granularity: int) -> dict[str, Any]:
+        return {
+            "symbol": symbol,
+            "regime": self.regime,
+            "confidence": 0.7,
+            "indicators": {
+                "adx": 30.0,
+                "choppiness": 40.0,
+                "volatility": self.volatility,
+                "volatility_annualized": None,
+                "baseline_volatility": None,
+                "volatility_ratio": None,
+            },
+            "timestamp": utc_iso(NOW),
+            "as_of": utc_iso(NOW),
+            "granularity": granularity,
+            "periods": 100,
+            "candles": 100,
+            "baseline_candles": 300,
+            "thresholds": {
+                "adx_trend": 25.0,
+                "chop_high": 61.8,
+                "volatility_ratio": 1.5,
+                "volatility_ceiling_annualized": 1.5,
+            },
+            "source": "simulated",
+            "via": "gateway",
+            "reason": None,
+        }
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.get("/api/v1/regime/{symbol}")
-        async def regime(symbol: str, request: Request, granularity: int = 60) -> dict[str, Any]:
+        @app.get(REGIME_PATH)
+        async def regime(symbol: str, request: Request, granularity: int = 60) -> Response:
             self.trace_ids.append(request.headers.get("x-trace-id"))
-            return {
-                "symbol": symbol,
-                "regime": self.regime,
-                "confidence": 0.7,
-                "granularity": granularity,
-                "indicators": {"adx": 30.0, "choppiness": 40.0, "volatility": self.volatility},
-                "timestamp": utc_iso(NOW),
-            }
+            body = self.answer(symbol, granularity)
+            try:
+                check_answer("regime_detection", "GET", REGIME_PATH, 200, "application/json", body)
+            except ContractError as exc:
+                self.violations.append(str(exc))
+                return JSONResponse({"detail": str(exc)}, status_code=500)
+            return JSONResponse(body)
 
         return app

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from risk_management.var import (
+
+from shared.var import (
     candle_volatility,
     daily_volatility,
     max_buy_under_var,
