@@ -47,7 +47,8 @@ compose-check:
 	  $(COMPOSE_VENV)/bin/pip install --quiet --no-build-isolation pyyaml==5.4.1 && \
 	  $(COMPOSE_VENV)/bin/pip install --quiet docker-compose; }
 	$(COMPOSE_VENV)/bin/docker-compose -f docker-compose.yml config -q
-	@echo "docker-compose.yml: valid"
+	$(COMPOSE_VENV)/bin/docker-compose --profile observability -f docker-compose.yml config -q
+	@echo "docker-compose.yml: valid (with and without the observability profile)"
 
 # `make bench ARGS="--postgres"` passes options to `python -m bench` (see --help).
 bench: install

@@ -1,7 +1,8 @@
 """`python -m bench` (`make bench`): the trade path and the gateway against a bare chain.
 
 Runs, in order: the bare reference chain and hello-world (started here), then the real
-stack on the simulated source with Redis and a fresh SQLite ledger (and, with
+stack on the simulated source with Redis and a fresh SQLite ledger, beside it the same
+stack with `OBSERVABILITY=false` (no metrics, no spans) for the trade path (and, with
 `--postgres`, the trade path again on a fresh PostgreSQL database), then the stampede
 check on the gateway. Prints the table and the ratios, writes the JSON, and exits 1 if
 any run had errors or the stack could not be started.
@@ -42,6 +43,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--redis-url", default="redis://127.0.0.1:6379/13", help="a spare DB: flushed"
     )
+    parser.add_argument(
+        "--unobserved-redis-url",
+        default="redis://127.0.0.1:6379/14",
+        help="a second spare DB (flushed), for the stack with OBSERVABILITY=false",
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
         "--duration", type=float, default=6.0, help="seconds per high-concurrency run"
@@ -54,7 +60,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=3,
         help="rounds per target: the table keeps the best, a ratio is the median of rounds",
     )
-    parser.add_argument("--only", default="", help="comma list of: bare,real,postgres,stampede")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma list of: bare,real,unobserved,postgres,stampede "
+        "(unobserved: the trade path again with OBSERVABILITY=false, needs real)",
+    )
     parser.add_argument("--profile", action="store_true", help="profile the trade path instead")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator")
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
@@ -96,9 +107,11 @@ def real_targets(servers: list[stack.Server], name: str, full: bool) -> list[tar
     ]
 
 
-def start_real(env: dict[str, str], logs: Path, es: ExitStack) -> list[stack.Server]:
+def start_real(
+    env: dict[str, str], logs: Path, es: ExitStack, what: str = "the real stack"
+) -> list[stack.Server]:
     """Start the real stack inside `es` and check one trade goes through."""
-    say(f"starting the real stack ({env['DATABASE_URL'].split(':', 1)[0]} ledger)")
+    say(f"starting {what} ({env['DATABASE_URL'].split(':', 1)[0]} ledger)")
     stack.flush_redis(env["REDIS_URL"])
     es.callback(stack.flush_redis, env["REDIS_URL"])
     servers = stack.real_stack(logs, env)
@@ -126,13 +139,35 @@ def measure_stack(
                 real = start_real(env, logs, es)
             except (RuntimeError, TimeoutError) as exc:
                 failures.append(f"real stack: {exc}")
+        unobserved: list[targets.Target] = []
+        if real and "unobserved" in only:
+            try:
+                unobserved = [start_unobserved(args, logs, es)]
+            except (RuntimeError, TimeoutError) as exc:
+                failures.append(f"unobserved stack: {exc}")
         if real:
-            # Each target beside its reference: trade after bare chain, price after hello.
+            # Each target beside its reference: trade after bare chain, price after hello,
+            # the trade path without metrics and spans right after the trade path.
             trade, *others = real_targets(real, "trade", full=True)
-            group = [group[0], trade, group[1], others[-1], *others[:-1]]
+            group = [group[0], trade, *unobserved, group[1], others[-1], *others[:-1]]
         say("measuring")
         measured = targets.measure_rounds(driver, group, cfg, say)
     return measured, extra, failures
+
+
+def start_unobserved(args: argparse.Namespace, logs: Path, es: ExitStack) -> targets.Target:
+    """The real stack again with `OBSERVABILITY=false`: its trade target."""
+    folder = logs / "unobserved"
+    folder.mkdir()
+    env = real_env(
+        args.unobserved_redis_url,
+        f"sqlite:///{folder / 'ledger.db'}",
+        [*args.service_env, "OBSERVABILITY=false"],
+    )
+    servers = start_real(env, folder, es, "the real stack with OBSERVABILITY=false")
+    trade = targets.trade(servers[-1].url, "trade-unobserved")
+    label = "POST /api/v1/trade, OBSERVABILITY=false"
+    return replace(trade, label=label, servers=tuple(servers))
 
 
 def measure_postgres(
@@ -176,7 +211,7 @@ def summarize(
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    only = set(filter(None, args.only.split(","))) or {"bare", "real", "stampede"}
+    only = set(filter(None, args.only.split(","))) or {"bare", "real", "unobserved", "stampede"}
     if args.postgres:
         only.add("postgres")
     cfg = RunConfig(

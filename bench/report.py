@@ -110,6 +110,11 @@ def ratios(by_name: Mapping[str, Measured]) -> list[Ratio]:
         if trade and bare:
             out.append(paired(f"{trade_name}/bare-chain rps@c32", trade, bare, 0, ">=", 0.75))
             out.append(paired(f"{trade_name}/bare-chain p50@c1", trade, bare, 1, "<=", 1.5))
+    trade, unobserved = by_name.get("trade"), by_name.get("trade-unobserved")
+    if trade and unobserved:
+        # Metrics and spans (no exporter) cost at most 5% of the trade path's throughput.
+        out.append(paired("trade/trade-unobserved rps@c32", trade, unobserved, 0, ">=", 0.95))
+        out.append(paired("trade/trade-unobserved p50@c1", trade, unobserved, 1, "<=", 1.05))
     price = by_name.get("price")
     if price and hello:
         out.append(paired("price(cached)/hello-world rps@c32", price, hello, 0, ">=", 0.5))

@@ -16,8 +16,8 @@ shallow copy per request); `lifespan_state` reads it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypedDict
 
 from fastapi import APIRouter, FastAPI
@@ -25,9 +25,11 @@ from starlette.requests import HTTPConnection
 
 from shared.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from shared.health import Dependency, health_router
+from shared.metrics import AppMetrics, metrics_router
 from shared.openapi import install_openapi
 from shared.problems import UnhandledErrorMiddleware, install_problem_handlers
-from shared.tracing import TraceMiddleware
+from shared.settings import CommonSettings
+from shared.tracing import Telemetry, TraceMiddleware
 
 VERSION = "1.0.0"
 
@@ -53,24 +55,51 @@ def lifespan_state(connection: HTTPConnection) -> Mapping[str, Any]:
 
 def build_app(
     *,
+    service: str,
+    settings: CommonSettings | None = None,
     title: str,
     description: str,
     lifespan: Lifespan,
     routers: Sequence[APIRouter],
+    metrics: AppMetrics | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """A FastAPI app with tracing, problem+json errors, `/health` and the given routers.
 
     `/health` runs the `health_checks` the lifespan yielded. A request body over
     `max_body_bytes` is a 413 problem before the app reads it.
+
+    `service` is the compose name, the traces' `service.name`. `/metrics` serves
+    `metrics` (the app's own registry; the lifespan adds the service's families to it).
+    With `settings.observability` off, requests are neither counted nor spanned.
     """
-    app = FastAPI(title=title, description=description, version=VERSION, lifespan=lifespan)
+    settings = settings or CommonSettings()
+    metrics = metrics or AppMetrics()
+    # Empty (compose's `${OTEL_EXPORTER_OTLP_ENDPOINT:-}` when unset) means unset.
+    telemetry = Telemetry(service, settings.otel_exporter_otlp_endpoint or None)
+
+    @asynccontextmanager
+    async def traced(app: FastAPI) -> AsyncIterator[Any]:
+        telemetry.start()
+        try:
+            async with lifespan(app) as state:
+                yield state
+        finally:
+            telemetry.shutdown()
+
+    app = FastAPI(title=title, description=description, version=VERSION, lifespan=traced)
     # Added innermost first: the trace ID is bound before the catch-all 500 handler runs.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
-    app.add_middleware(TraceMiddleware)
+    observed = settings.observability
+    app.add_middleware(
+        TraceMiddleware,
+        telemetry=telemetry if observed else None,
+        metrics=metrics if observed else None,
+    )
     install_problem_handlers(app)
     app.include_router(health_router(version=VERSION))
+    app.include_router(metrics_router(metrics))
     for router in routers:
         app.include_router(router)
     install_openapi(app)

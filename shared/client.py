@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ from shared.discovery import service_url
 from shared.errors import CircuitOpenError, ServiceUnavailableError, UpstreamClientError
 from shared.retry import AttemptError, RetryPolicy, transport_failure
 from shared.settings import CommonSettings
-from shared.tracing import TRACE_HEADER, trace_id_var
+from shared.tracing import inject
 from shared.transport import Answer, PooledClient, aiohttp_was_sent, make_http_client, was_sent
 
 __all__ = ["RETRYABLE_STATUSES", "SAFE_METHODS", "RetryPolicy", "ServiceClient"]
@@ -63,6 +64,8 @@ class ServiceClient:
         )
         self._sleep = sleep
         self._clock = clock
+        # Attempts by outcome, for `upstream_requests_total` (`shared.metrics`).
+        self.outcomes: Counter[str] = Counter()
 
     @classmethod
     def from_settings(
@@ -160,9 +163,7 @@ class ServiceClient:
             content = orjson.dumps(json)
         if idempotency_key is not None:
             send_headers["Idempotency-Key"] = idempotency_key
-        trace_id = trace_id_var.get()
-        if trace_id is not None:
-            send_headers[TRACE_HEADER] = trace_id
+        inject(send_headers)
         url = self.base_url + path
         call = (method, url, params, content, send_headers, deadline, idempotent)
         # The first attempt runs outside tenacity: building its retry machinery on every
@@ -199,6 +200,7 @@ class ServiceClient:
         if remaining <= 0:
             raise ServiceUnavailableError(name, f"{name}: no time left for the call")
         if not self.breaker.allow():
+            self.outcomes["circuit_open"] += 1
             raise CircuitOpenError(
                 name,
                 f"{name} is unavailable (circuit breaker open)",
@@ -226,14 +228,17 @@ class ServiceClient:
             # aiohttp's timeouts are also `TimeoutError`s: this clause must come first.
             self.breaker.record_failure()
             sent, timed_out = aiohttp_was_sent(exc), isinstance(exc, TimeoutError)
+            self.outcomes["timeout" if timed_out else "transport_error"] += 1
             raise transport_failure(name, exc, sent, timed_out, idempotent) from exc
         except httpx.TransportError as exc:
             self.breaker.record_failure()
             timed_out = isinstance(exc, httpx.TimeoutException)
+            self.outcomes["timeout" if timed_out else "transport_error"] += 1
             raise transport_failure(name, exc, was_sent(exc), timed_out, idempotent) from exc
         except TimeoutError as exc:
             # The whole attempt ran out of time; the request may have been sent.
             self.breaker.record_failure()
+            self.outcomes["timeout"] += 1
             raise AttemptError(name, f"{name} timed out", retryable=idempotent) from exc
         except BaseException:
             # Cancelled mid-call: say nothing about the target, but free the probe slot.
@@ -242,6 +247,7 @@ class ServiceClient:
         status = answer.status
         if status >= 500:
             self.breaker.record_failure()
+            self.outcomes["server_error"] += 1
             raise AttemptError(
                 name,
                 f"{name} answered {status}",
@@ -251,5 +257,7 @@ class ServiceClient:
             )
         self.breaker.record_success()
         if status >= 400:
+            self.outcomes["client_error"] += 1
             raise UpstreamClientError(name, status, answer.detail(), body=answer.decoded())
+        self.outcomes["ok"] += 1
         return answer

@@ -18,6 +18,12 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "text"
 
+    # Metrics and traces. Spans go over OTLP/HTTP to this base URL (its /v1/traces) when
+    # set; without it they are not recorded at all. `OBSERVABILITY=false` stops counting
+    # and spanning requests (trace IDs still flow): the bench measures the difference.
+    otel_exporter_otlp_endpoint: str | None = None
+    observability: bool = True
+
     # Discovery: the seed's map, overridable by the names docker-compose sets.
     market_data_url: str = SERVICES["market_data"]
     regime_url: str = SERVICES["regime_detection"]

@@ -1,44 +1,70 @@
-"""Trace IDs: one per request, taken from the caller or made here, echoed and forwarded.
+"""Traces: an OpenTelemetry span per request, W3C `traceparent` on every hop.
 
-A pure ASGI middleware (not `BaseHTTPMiddleware`, which is slow and loses contextvars)
-reads `X-Trace-ID` or a W3C `traceparent`, keeps the ID in a contextvar for the log
-filter and the `ServiceClient`, and writes it on the response.
+The request middleware (pure ASGI: `BaseHTTPMiddleware` is slow and loses contextvars)
+starts a server span whose parent is the caller's `traceparent`; a caller that sends
+only `X-Trace-ID` (32 hex) has that ID adopted as the trace id. The span's trace id is
+the request's trace ID: echoed as `X-Trace-ID`, on every log line (`trace_id_var`, the
+same id formatted once per request), in the order, and forwarded by `ServiceClient` as
+`traceparent`. The same middleware counts the request for `/metrics` and writes the
+access line, so one layer does all three.
+
+Spans are sampled and exported over OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT`
+is set. Otherwise the SDK's ALWAYS_OFF sampler makes them non-recording: ids are made
+and propagated, nothing is recorded or sent.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
 import re
 import time
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from shared.metrics import AppMetrics
 
 TRACE_HEADER = "X-Trace-ID"
 _TRACE_HEADER_RAW = TRACE_HEADER.lower().encode()
-
-# Accepted caller IDs: 8-64 characters of letters, digits, '-', '_' or '.'; anything
-# else (empty, too long, spaces, control bytes) is replaced so logs stay safe to parse.
-_TRACE_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-_TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+UNMATCHED_ROUTE = "unmatched"
 
 access_log = logging.getLogger("shared.access")
+propagator = TraceContextTextMapPropagator()
 
+# The current request's trace id as 32 hex digits: for log lines and orders, so the
+# OTel span context is not looked up and formatted on every record.
 trace_id_var: ContextVar[str | None] = ContextVar("trace_id", default=None)
+# A caller's X-Trace-ID to become the next span's trace id (see `_AdoptingIds`).
+_adopted: ContextVar[int | None] = ContextVar("adopted_trace_id", default=None)
 
 
-# A trace ID must be unique, not secret: uuid4 reads os.urandom (a system call) on every
-# request, while this generator is seeded from it once (and again in a forked child, so
-# worker processes do not repeat each other's IDs). 128 bits make a collision negligible.
-_ids = random.Random()
-os.register_at_fork(after_in_child=_ids.seed)
+class _AdoptingIds(RandomIdGenerator):
+    """Random ids, except a trace id the middleware adopted from `X-Trace-ID`.
+
+    The adopted id must start a root span: a made-up parent span would point the
+    exported trace at a span that never existed.
+    """
+
+    def generate_trace_id(self) -> int:
+        adopted = _adopted.get()
+        return adopted if adopted is not None else super().generate_trace_id()
 
 
 def new_trace_id() -> str:
     """A fresh trace ID: 32 hex digits, the W3C trace-id shape (never all zeros)."""
-    return "%032x" % (_ids.getrandbits(128) or 1)
+    return f"{_IDS.generate_trace_id():032x}"
 
 
 def current_trace_id() -> str | None:
@@ -46,27 +72,86 @@ def current_trace_id() -> str | None:
     return trace_id_var.get()
 
 
-def trace_id_from_headers(trace_id: str | None, traceparent: str | None) -> str:
-    """Pick the caller's trace ID if well formed, else a new one."""
-    if trace_id and _TRACE_ID_RE.fullmatch(trace_id):
-        return trace_id
-    if traceparent:
-        match = _TRACEPARENT_RE.fullmatch(traceparent.strip())
-        # Version ff and an all-zero trace-id are invalid per W3C Trace Context.
-        if match and match.group(1) != "ff" and match.group(2) != "0" * 32:
-            return match.group(2)
-    return new_trace_id()
+_IDS = _AdoptingIds()
+
+
+class Telemetry:
+    """One app's tracer: `service.name` is the service's compose name.
+
+    Built non-exporting; `start()` (in the lifespan) switches to OTLP export when an
+    endpoint is configured, `shutdown()` flushes the spans still queued.
+    """
+
+    def __init__(self, service_name: str, endpoint: str | None = None) -> None:
+        self.service_name = service_name
+        self.endpoint = endpoint
+        self.resource = Resource.create({"service.name": service_name})
+        self._provider = TracerProvider(
+            sampler=ALWAYS_OFF, resource=self.resource, id_generator=_IDS
+        )
+        self.tracer: Tracer = self._provider.get_tracer("shared.tracing")
+
+    @property
+    def exporting(self) -> bool:
+        return self.endpoint is not None
+
+    def start(self) -> None:
+        """Export spans over OTLP/HTTP to `endpoint` (its `/v1/traces`), if one is set."""
+        if self.endpoint is None:
+            return
+        # Imported here: the exporter pulls in protobuf and requests, unused otherwise.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider = TracerProvider(
+            sampler=ParentBased(ALWAYS_ON), resource=self.resource, id_generator=_IDS
+        )
+        exporter = OTLPSpanExporter(endpoint=f"{self.endpoint.rstrip('/')}/v1/traces")
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._provider = provider
+        self.tracer = provider.get_tracer("shared.tracing")
+
+    def shutdown(self) -> None:
+        """Send what is queued and stop exporting."""
+        self._provider.shutdown()
+
+
+def parent_context(traceparent: str | None, given: str | None) -> otel_context.Context | None:
+    """The caller's span as the parent (a valid `traceparent`), else None.
+
+    With no usable `traceparent`, a 32-hex `X-Trace-ID` is set aside for the id generator
+    (`_adopted`); the caller resets it once the span has started.
+    """
+    if traceparent is not None:
+        found = propagator.extract({"traceparent": traceparent})
+        if trace.get_current_span(found).get_span_context().is_valid:
+            return found
+    if given is not None and _TRACE_ID_RE.fullmatch(given) and given != "0" * 32:
+        _adopted.set(int(given, 16))
+    return None
+
+
+def inject(headers: dict[str, str]) -> None:
+    """Put the current span on outgoing `headers` as `traceparent` (and `X-Trace-ID`)."""
+    trace_id = trace_id_var.get()
+    if trace_id is not None:
+        headers[TRACE_HEADER] = trace_id
+        propagator.inject(headers)
 
 
 class TraceMiddleware:
-    """Binds a trace ID to each HTTP request, echoes it in `X-Trace-ID`, logs the request.
+    """Runs each HTTP request in a server span, echoes its trace id, counts and logs it.
 
     The access line is written here, inside the request's context, so it carries the
-    trace ID (uvicorn's own access log runs outside it and cannot).
+    trace ID (uvicorn's own access log runs outside it and cannot). With `telemetry`
+    None (`OBSERVABILITY=false`) it only binds the trace ID, as before spans existed.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, telemetry: Telemetry | None = None, metrics: AppMetrics | None = None
+    ) -> None:
         self.app = app
+        self.telemetry = telemetry
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,9 +164,19 @@ class TraceMiddleware:
                 given = value.decode("latin-1")
             elif name == b"traceparent":
                 traceparent = value.decode("latin-1")
-        trace_id = trace_id_from_headers(given, traceparent)
-        raw_id = trace_id.encode()
         started = time.perf_counter()
+        adopted = _adopted.set(None)
+        parent = parent_context(traceparent, given)
+        if self.telemetry is None:
+            span = None
+            caller = trace.get_current_span(parent).get_span_context() if parent else None
+            trace_id = f"{caller.trace_id if caller else _IDS.generate_trace_id():032x}"
+        else:
+            span = self.telemetry.tracer.start_span("HTTP", parent, kind=SpanKind.SERVER)
+            trace_id = f"{span.get_span_context().trace_id:032x}"
+            span_token = otel_context.attach(trace.set_span_in_context(span))
+        _adopted.reset(adopted)
+        raw_id = trace_id.encode()
         status = 500
 
         async def send_with_trace(message: Message) -> None:
@@ -97,14 +192,28 @@ class TraceMiddleware:
         try:
             await self.app(scope, receive, send_with_trace)
         finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            method: str = scope["method"]
+            if self.metrics is not None:
+                self.metrics.observe_request(method, route, status, elapsed)
+            if span is not None:
+                if span.is_recording():
+                    span.update_name(f"{method} {route}")
+                    span.set_attributes(
+                        {
+                            "http.request.method": method,
+                            "http.route": route,
+                            "url.path": scope["path"],
+                            "http.response.status_code": status,
+                        }
+                    )
+                    if status >= 500:
+                        span.set_status(StatusCode.ERROR)
+                span.end()
+                otel_context.detach(span_token)
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %d %.1fms",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    (time.perf_counter() - started) * 1000,
-                )
+                access_log.info("%s %s %d %.1fms", method, scope["path"], status, elapsed * 1000)
             trace_id_var.reset(token)
 
 

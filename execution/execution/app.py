@@ -23,6 +23,7 @@ from execution.events import EventBus
 from execution.history import History
 from execution.idempotency import IdempotencyStore
 from execution.ledger import Ledger
+from execution.metrics import LEDGER_WRITE_BUCKETS, ExecutionFamilies
 from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
@@ -35,6 +36,7 @@ from shared.health import CheckFn, CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,18 @@ def create_app(
     settings = settings or Settings()
     # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
     configure_logging("execution", settings.log_level, settings.log_format)
+    metrics = AppMetrics()
+    write_seconds = metrics.histogram(
+        "execution_ledger_write_seconds",
+        "Ledger write transactions in seconds, waiting for the writer included",
+        LEDGER_WRITE_BUCKETS,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
             database = open_database(settings)
+            database.observe_write = write_seconds.observe
             stack.push_async_callback(database.dispose)
             await migrate(database, starting_cash=settings.starting_cash)
             wiring = await stack.enter_async_context(
@@ -104,6 +113,12 @@ def create_app(
                 wiring.market, stale_after=timedelta(seconds=settings.price_stale_seconds)
             )
             history = History(ledger, valuer, events)
+            trading = TradingStateStore(database)
+            families = ExecutionFamilies(trades, history, trading)
+            await families.refresh()
+            metrics.clients = lambda: [risk_client, wiring.gateway]
+            metrics.before_scrape = [families.refresh]
+            metrics.sources = [families]
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
             # Subscribed before the first request, so no fill goes unrecorded.
@@ -118,7 +133,7 @@ def create_app(
                 "accounts": Accounts(database, starting_cash=settings.starting_cash),
                 "history": history,
                 "events": events,
-                "trading": TradingStateStore(database),
+                "trading": trading,
                 # The ledger is critical (no trades without it); the upstreams are not.
                 "health_checks": [
                     Dependency("database", database_check(database), critical=True),
@@ -129,6 +144,9 @@ def create_app(
             }
 
     return build_app(
+        service="execution",
+        settings=settings,
+        metrics=metrics,
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,

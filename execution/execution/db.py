@@ -29,7 +29,8 @@ import asyncio
 import functools
 import logging
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,13 +81,19 @@ class Database:
     """
 
     dialect: str
+    # Told how long each write took, queue included (`execution_ledger_write_seconds`).
+    observe_write: Callable[[float], None] | None = None
 
     async def write(self, body: Body[T]) -> T:
         """Run `body` in one read-write transaction; commit if it returns."""
+        started = time.perf_counter()
         try:
             return await self._write(body)
         except _UNAVAILABLE as exc:
             raise _unavailable(exc) from exc
+        finally:
+            if self.observe_write is not None:
+                self.observe_write(time.perf_counter() - started)
 
     async def read(self, body: Body[T]) -> T:
         """Run `body`, which must be one statement that only reads (autocommit) and

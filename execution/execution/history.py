@@ -48,6 +48,8 @@ class History:
         self.bus = bus
         self.prices: dict[str, Decimal] = {}
         self._now = now
+        # The latest point's equity, for `execution_equity_usd`.
+        self.equity: float | None = None
 
     async def points(
         self, *, since: datetime | None = None, until: datetime | None = None
@@ -112,6 +114,7 @@ class History:
             )
         )
         if point is not None:
+            self.equity = point.equity
             self.bus.publish("portfolio", point.model_dump())
         return point
 

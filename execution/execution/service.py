@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -72,6 +73,9 @@ class TradeService:
         self.risk = risk
         self.costs = costs
         self.retry_after = retry_after
+        # Orders written, by (side, status), and the USD filled: for /metrics.
+        self.orders: Counter[tuple[str, str]] = Counter()
+        self.filled_notional = Decimal(0)
 
     async def trade(self, request: TradeRequest, key: str | None) -> TradeAnswer:
         """Run one trade, or answer a repeated Idempotency-Key from storage."""
@@ -117,7 +121,7 @@ class TradeService:
             decision = await self._ask_risk(request, holdings, claim, draft.order_id)
         except ServiceUnavailableError as exc:
             reason = f"Risk service unavailable ({exc.detail}); no trade was made (fail safe)"
-            self.on_order(await self.ledger.record(replace(draft, reason=reason)))
+            self._written(await self.ledger.record(replace(draft, reason=reason)))
             raise ServiceUnavailableError(
                 "risk_management",
                 reason,
@@ -147,7 +151,7 @@ class TradeService:
             return self._plan_within_limits(request.symbol, amount, price, books, limits)
 
         order = await self.ledger.fill(draft, plan, seal)
-        self.on_order(order)
+        self._written(order)
         if refused:
             state, why = refused[0]
             raise TradingRefusedError(state, why, order.order_id)
@@ -172,7 +176,7 @@ class TradeService:
 
     async def _refuse(self, draft: OrderRecord, state: TradingState, why: str) -> NoReturn:
         """Record the attempt as REJECTED and answer 409 naming the state and its reason."""
-        await self.ledger.record(replace(draft, reason=refusal(state, why)))
+        self._count(await self.ledger.record(replace(draft, reason=refusal(state, why))))
         raise TradingRefusedError(state, why, draft.order_id)
 
     async def _ask_risk(
@@ -192,8 +196,18 @@ class TradeService:
         return answer
 
     async def _answer(self, order: OrderRecord, seal: Seal | None) -> TradeAnswer:
-        self.on_order(await self.ledger.record(order, seal))
+        self._written(await self.ledger.record(order, seal))
         return TradeAnswer(201, render(order))
+
+    def _written(self, order: OrderRecord) -> None:
+        self._count(order)
+        self.on_order(order)
+
+    def _count(self, order: OrderRecord) -> None:
+        """An order was written: count it (and its fill) once."""
+        self.orders[order.side, order.status] += 1
+        if order.status == "FILLED":
+            self.filled_notional += order.filled_amount
 
     def _sealer(self, claim: Claim | None, refused: list[tuple[TradingState, str]]) -> Seal | None:
         if claim is None:

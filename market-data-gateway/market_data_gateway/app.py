@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from market_data_gateway.cache import LocalCache, MarketCache
 from market_data_gateway.config import Settings
 from market_data_gateway.deps import State
+from market_data_gateway.metrics import gateway_families
 from market_data_gateway.redis_cache import RedisCache
 from market_data_gateway.routes import router
 from market_data_gateway.service import GatewayService
@@ -21,6 +22,7 @@ from shared.health import CheckResult, Dependency
 from shared.logs import configure_logging
 from shared.market.factory import SourceChoice, choose_source
 from shared.market.source import MarketSource
+from shared.metrics import AppMetrics
 from shared.transport import make_http_client
 
 DESCRIPTION = """Prices and closed OHLCV candles for every other service.
@@ -73,6 +75,7 @@ def create_app(
     config = settings or Settings()
     # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
     configure_logging("market-data-gateway", config.log_level, config.log_format)
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -93,10 +96,11 @@ def create_app(
                 unknown_symbol_ttl=config.unknown_symbol_ttl_seconds,
                 clock=clock,
             )
+            metrics.sources = [lambda: gateway_families(market)]
             yield {
                 "market": market,
                 "health_checks": [
-                    Dependency("redis", cache.check),
+                    Dependency("cache", cache.check),
                     Dependency("market_source", source_check(choice, market)),
                 ],
             }
@@ -106,6 +110,9 @@ def create_app(
             await http.aclose()
 
     return build_app(
+        service="market-data",
+        settings=config,
+        metrics=metrics,
         title="Market Data Gateway",
         description=DESCRIPTION,
         lifespan=lifespan,

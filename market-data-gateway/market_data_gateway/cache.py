@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from market_data_gateway.redis_cache import RedisCache
 from shared.health import CheckResult
+
+CacheResult = Literal["hit", "miss", "error"]
 
 
 class LocalCache:
@@ -68,15 +71,21 @@ class MarketCache:
         return self.local.get(key)
 
     async def get(self, key: str) -> bytes | None:
+        return (await self.lookup(key))[0]
+
+    async def lookup(self, key: str) -> tuple[bytes | None, CacheResult]:
+        """The body, and whether it was a hit, a miss, or Redis failed to say."""
         body = self.local.get(key)
-        if body is not None or self.redis is None:
-            return body
+        if body is not None:
+            return body, "hit"
+        if self.redis is None:
+            return None, "miss"
         found = await self.redis.get(key)
         if found is None:
-            return None
+            return None, "error" if self.redis.down else "miss"
         body, ttl = found
         self.local.set(key, body, ttl)
-        return body
+        return body, "hit"
 
     async def set(self, key: str, body: bytes, ttl: float) -> None:
         self.local.set(key, body, ttl)
@@ -86,7 +95,10 @@ class MarketCache:
     async def check(self) -> CheckResult:
         """`/health`: Redis reachable (healthy) or not (degraded: serving uncached)."""
         if self.redis is None:
-            return CheckResult("healthy", {"backend": "memory", "entries": len(self.local)})
+            return CheckResult(
+                "healthy",
+                {"backend": "memory", "redis": "not configured", "entries": len(self.local)},
+            )
         return await self.redis.check()
 
     async def aclose(self) -> None:

@@ -6,19 +6,21 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from market_data_gateway.cache import MarketCache
+from market_data_gateway.cache import CacheResult, MarketCache
 from market_data_gateway.singleflight import SingleFlight
 from shared.errors import DomainError, InvalidRequestError, NotFoundError
 from shared.market.models import CandleSeries, Quote, utc_iso
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
+
+T = TypeVar("T")
 
 
 def price_body(quote: Quote) -> bytes:
@@ -88,9 +90,13 @@ class GatewayService:
         self.incomplete_ttl = incomplete_ttl
         self.unknown_symbol_ttl = unknown_symbol_ttl
         self._clock = clock
-        self._flight = SingleFlight()
+        self._flight: SingleFlight[tuple[bytes, CacheResult]] = SingleFlight()
         # Calls that reached the source (cache misses), per kind: shown in /health.
         self.upstream_calls: Counter[str] = Counter()
+        # For /metrics: answers per (kind, cache result) and source calls per (source,
+        # status). A caller that joined another's load counts that load's cache result.
+        self.cache_requests: Counter[tuple[str, str]] = Counter()
+        self.source_requests: Counter[tuple[str, str]] = Counter()
 
     async def price(self, symbol: str) -> bytes:
         """The price answer; cached for at most `price_ttl`."""
@@ -100,9 +106,10 @@ class GatewayService:
         key = f"price:{symbol}:{bucket}"
         body = self.cache.peek(key)
         if body is not None:
+            self.cache_requests["price", "hit"] += 1
             return body
         self._check_known(symbol)
-        return await self._flight.run(key, lambda: self._load_price(symbol, key, bucket))
+        return await self._counted("price", key, lambda: self._load_price(symbol, key, bucket))
 
     async def prices(self, symbols: Sequence[str]) -> bytes:
         """Several prices in one answer, each read (and cached) as `price` reads it; a
@@ -132,11 +139,40 @@ class GatewayService:
         key = f"ohlcv:{symbol}:{granularity}:{periods}:{forming}"
         body = self.cache.peek(key)
         if body is not None:
+            self.cache_requests["ohlcv", "hit"] += 1
             return body
         self._check_known(symbol)
-        return await self._flight.run(
-            key, lambda: self._load_ohlcv(symbol, granularity, periods, key, forming)
+        return await self._counted(
+            "ohlcv", key, lambda: self._load_ohlcv(symbol, granularity, periods, key, forming)
         )
+
+    async def _counted(
+        self, kind: str, key: str, load: Callable[[], Awaitable[tuple[bytes, CacheResult]]]
+    ) -> bytes:
+        """The single-flight load of `key`, its cache result counted for this caller."""
+        try:
+            body, result = await self._flight.run(key, load)
+        except BaseException:
+            # The cache had no answer (the source then failed): a miss, or Redis's error.
+            redis = self.cache.redis
+            self.cache_requests[kind, "error" if redis is not None and redis.down else "miss"] += 1
+            raise
+        self.cache_requests[kind, result] += 1
+        return body
+
+    async def _from_source(self, call: Awaitable[T]) -> T:
+        """A call to the market source, counted by its outcome."""
+        name = self.source.name
+        try:
+            found = await call
+        except UnknownSymbolError:
+            self.source_requests[name, "not_found"] += 1
+            raise
+        except Exception:
+            self.source_requests[name, "error"] += 1
+            raise
+        self.source_requests[name, "ok"] += 1
+        return found
 
     def true_regime(self, symbol: str, granularity: int, at: str | None) -> dict[str, Any]:
         """The simulator's ground truth for the candle containing `at` (default: now)."""
@@ -171,25 +207,25 @@ class GatewayService:
             self.cache.local.set(f"unknown:{symbol}", b"1", self.unknown_symbol_ttl)
             raise
 
-    async def _load_price(self, symbol: str, key: str, bucket: int) -> bytes:
-        body = await self.cache.get(key)
+    async def _load_price(self, symbol: str, key: str, bucket: int) -> tuple[bytes, CacheResult]:
+        body, result = await self.cache.lookup(key)
         if body is None:
             self.upstream_calls["price"] += 1
             with self._remember_unknown(symbol):
-                quote = await self.source.price(symbol)
+                quote = await self._from_source(self.source.price(symbol))
             body = price_body(quote)
             await self.cache.set(key, body, (bucket + 1) * self.price_ttl - self._clock())
-        return body
+        return body, result
 
     async def _load_ohlcv(
         self, symbol: str, granularity: int, periods: int, key: str, forming: int
-    ) -> bytes:
-        body = await self.cache.get(key)
+    ) -> tuple[bytes, CacheResult]:
+        body, result = await self.cache.lookup(key)
         if body is not None:
-            return body
+            return body, result
         self.upstream_calls["candles"] += 1
         with self._remember_unknown(symbol):
-            series = await self.source.candles(symbol, granularity, periods)
+            series = await self._from_source(self.source.candles(symbol, granularity, periods))
         body = ohlcv_body(series)
         ttl = forming + granularity - self._clock()
         newest_closed = forming - granularity
@@ -197,4 +233,4 @@ class GatewayService:
             # The newest closed candle is missing: a gap, or not published yet. Look again soon.
             ttl = min(ttl, self.incomplete_ttl)
         await self.cache.set(key, body, ttl)
-        return body
+        return body, result

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class SingleFlight:
+class SingleFlight(Generic[T]):
     """At most one load in flight per key within this process.
 
     The load runs as its own task and each caller awaits it through `asyncio.shield`, so
@@ -15,12 +18,12 @@ class SingleFlight:
     """
 
     def __init__(self) -> None:
-        self._loads: dict[str, asyncio.Task[bytes]] = {}
+        self._loads: dict[str, asyncio.Task[T]] = {}
 
     def __len__(self) -> int:
         return len(self._loads)
 
-    async def run(self, key: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def run(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
         """The result of `load()` for `key`, started now or joined if already running."""
         task = self._loads.get(key)
         if task is None:
@@ -29,7 +32,7 @@ class SingleFlight:
             task.add_done_callback(lambda done: self._finished(key, done))
         return await asyncio.shield(task)
 
-    def _finished(self, key: str, task: asyncio.Task[bytes]) -> None:
+    def _finished(self, key: str, task: asyncio.Task[T]) -> None:
         if self._loads.get(key) is task:
             del self._loads[key]
         if not task.cancelled():

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from regime_detection.config import Settings
 from regime_detection.deps import State
+from regime_detection.metrics import regime_families
 from regime_detection.routes import router
 from regime_detection.service import RegimeService
 from shared.app import build_app
@@ -19,6 +20,7 @@ from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 
 def _description(s: Settings) -> str:
@@ -27,7 +29,7 @@ def _description(s: Settings) -> str:
         "Data Gateway (or the market source directly when the gateway is down), deciding "
         f"on the newest candles: VOLATILE when the mean true range of the last "
         f"{s.fast_volatility_periods} candles is at least {s.true_range_ratio_threshold}x "
-        f"the symbol's quiet true range (the lookback's {s.quiet_range_quantile} quantile) "
+        f"the symbol's typical true range (the lookback's {s.typical_range_quantile} quantile) "
         "or the std of their log returns, annualised, reaches "
         f"{s.volatility_ceiling_annualized:.0%}; else TRENDING when Kaufman's efficiency "
         f"ratio over {s.efficiency_periods} closes is at least {s.efficiency_threshold}; "
@@ -50,14 +52,18 @@ def create_app(
     settings = settings or Settings()
     # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
     configure_logging("regime-detection", settings.log_level, settings.log_format)
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with open_market(
             settings, transport=transport, market_source=market_source, clock=clock, sleep=sleep
         ) as wiring:
+            regimes = RegimeService(wiring.market, settings, clock=clock)
+            metrics.clients = lambda: [wiring.gateway]
+            metrics.sources = [lambda: regime_families(regimes)]
             yield {
-                "regimes": RegimeService(wiring.market, settings, clock=clock),
+                "regimes": regimes,
                 "health_checks": [
                     Dependency("market_data", breaker_check(wiring.gateway.breaker)),
                     Dependency("market_source", wiring.choice.check),
@@ -65,6 +71,9 @@ def create_app(
             }
 
     return build_app(
+        service="regime-detection",
+        settings=settings,
+        metrics=metrics,
         title="Regime Detection",
         description=_description(settings),
         lifespan=lifespan,

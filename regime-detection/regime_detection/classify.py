@@ -2,8 +2,9 @@
 
 Each candle gets a raw call from short-horizon figures (the rule, newest candles only):
 
-    VOLATILE  mean true range of the last `fast` candles >= ratio x the lookback's quiet
-              true range, or their log-return std, annualised, >= the ceiling
+    VOLATILE  mean true range of the last `fast` candles >= ratio x the lookback's
+              typical (median) true range, or their log-return std, annualised, >= the
+              ceiling
     TRENDING  otherwise, Kaufman's efficiency ratio over `efficiency` closes >= threshold
     CHOPPY    otherwise
     UNKNOWN   too few candles for the indicators (confidence 0, with a reason)
@@ -44,7 +45,7 @@ class Thresholds:
     adx_period: int
     chop_period: int
     fast_periods: int
-    quiet_quantile: float
+    typical_quantile: float
     true_range_ratio: float
     volatility_ceiling_annualized: float
     efficiency_periods: int
@@ -61,7 +62,7 @@ class Thresholds:
             adx_period=s.adx_period,
             chop_period=s.chop_period,
             fast_periods=s.fast_volatility_periods,
-            quiet_quantile=s.quiet_range_quantile,
+            typical_quantile=s.typical_range_quantile,
             true_range_ratio=s.true_range_ratio_threshold,
             volatility_ceiling_annualized=s.volatility_ceiling_annualized,
             efficiency_periods=s.efficiency_periods,
@@ -87,7 +88,7 @@ class Indicators:
     volatility: float
     volatility_annualized: float
     fast_volatility_annualized: float
-    true_range_ratio: float | None  # None when the quiet true range is zero (flat market)
+    true_range_ratio: float | None  # None when the typical true range is zero (flat market)
     efficiency_ratio: float
 
 
@@ -112,15 +113,15 @@ def recent(
     high: FloatArray, low: FloatArray, close: FloatArray, *, granularity: int, th: Thresholds
 ) -> Recent:
     """The deciding figures of the last `th.replay` candles (fewer if the data is short)."""
-    # True range as a share of the price, so the quiet level holds while the price moves.
+    # True range as a share of the price, so the typical level holds while the price moves.
     true_range = indicators.true_range(high, low, close) / close[:-1]
-    quiet = indicators.quantile(true_range, th.quiet_quantile)
+    typical = indicators.quantile(true_range, th.typical_quantile)
     # Only the newest candles are called: the figures of the last `replay` need this many.
     first = max(th.fast_periods, th.efficiency_periods)
     tail = min(close.size, th.replay + first)
     c, tr = close[-tail:], true_range[-(tail - 1) :]
     fast_range = np.concatenate(([np.nan], indicators.rolling_mean(tr, th.fast_periods)))
-    ratio = fast_range / quiet if quiet > 0 else np.full(tail, np.nan)
+    ratio = fast_range / typical if typical > 0 else np.full(tail, np.nan)
     per_year = math.sqrt(SECONDS_PER_YEAR / granularity)
     last = slice(max(first, tail - th.replay), tail)  # every figure has a value from `first`
     return Recent(
@@ -201,7 +202,7 @@ def assess(
     th: Thresholds,
 ) -> Reading:
     """The regime at the newest candle: ADX, CHOP and volatility over the last `periods`
-    candles, the rule on the newest ones, the quiet true range over all of them."""
+    candles, the rule on the newest ones, the typical true range over all of them."""
     used = min(periods, close.size)
     if used < th.min_candles():
         reason = f"{used} candles in the window; the indicators need at least {th.min_candles()}"

@@ -15,7 +15,7 @@ class Settings(MarketSettings):
     # long-history value at p95 (1.1 at worst); 60 candles leave it 5 points off at p95.
     default_periods: int = Field(default=100, ge=30, le=300)
     # The lookback: this many candles (window included), fetched with the window in one
-    # call, so at most 300; the symbol's quiet true range (the volatility baseline) is
+    # call, so at most 300; the symbol's typical true range (the volatility baseline) is
     # measured over all of them.
     baseline_periods: int = Field(default=300, ge=30, le=300)
     # The reported ADX and CHOP (over the window); they no longer decide the call.
@@ -25,11 +25,11 @@ class Settings(MarketSettings):
     # The rule looks at the newest candles only, on these windows (README: "Regime lag";
     # measured against the simulator's ground truth, p90 lag <= 16 candles at these).
     # VOLATILE: the mean true range of the last FAST_VOLATILITY_PERIODS candles at least
-    # TRUE_RANGE_RATIO_THRESHOLD x the lookback's quiet true range (its
-    # QUIET_RANGE_QUANTILE quantile), or the std of their log returns, annualised
+    # TRUE_RANGE_RATIO_THRESHOLD x the lookback's typical true range (its
+    # TYPICAL_RANGE_QUANTILE quantile), or the std of their log returns, annualised
     # (sqrt(seconds per year / granularity), 365-day year), at or above the ceiling.
     fast_volatility_periods: int = Field(default=10, ge=2, le=100)
-    quiet_range_quantile: float = Field(default=0.25, gt=0, lt=1)
+    typical_range_quantile: float = Field(default=0.5, gt=0, lt=1)
     true_range_ratio_threshold: float = Field(default=2.5, gt=1.0)
     volatility_ceiling_annualized: float = Field(default=1.5, gt=0)
     # TRENDING: otherwise, Kaufman's efficiency ratio over EFFICIENCY_PERIODS closes at

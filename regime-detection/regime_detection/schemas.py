@@ -28,7 +28,7 @@ class IndicatorValues(BaseModel):
     true_range_ratio: float | None = Field(
         description=(
             "Mean true range of the last FAST_VOLATILITY_PERIODS candles over the lookback's "
-            "quiet true range (its QUIET_RANGE_QUANTILE quantile); null for a flat lookback"
+            "typical true range (its TYPICAL_RANGE_QUANTILE quantile); null for a flat lookback"
         )
     )
     efficiency_ratio: float | None = Field(
@@ -93,7 +93,7 @@ class RegimeResponse(BaseModel):
     granularity: int = Field(description="Candle width in seconds")
     periods: int = Field(description="Candles asked for in the indicator window")
     candles: int = Field(description="Candles actually in the window (gaps are not filled)")
-    baseline_candles: int = Field(description="Candles in the lookback (quiet true range)")
+    baseline_candles: int = Field(description="Candles in the lookback (typical true range)")
     thresholds: AppliedThresholds
     source: SourceName = Field(description="Where the candles come from")
     via: Via = Field(description="`gateway`, or `direct` when the gateway was down")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,6 +64,8 @@ class RegimeService:
         self._clock = clock
         self._answers: OrderedDict[Key, _Entry] = OrderedDict()
         self._pending: dict[Key, asyncio.Task[Assessment]] = {}
+        # Classifications computed, by regime (cached answers are not counted again).
+        self.classifications: Counter[str] = Counter()
 
     async def assess(self, symbol: str, granularity: int, periods: int | None) -> Assessment:
         """The regime of `symbol` over the last `periods` candles (default from settings)."""
@@ -105,6 +107,7 @@ class RegimeService:
         reading = assess(
             high, low, close, periods=periods, granularity=granularity, th=self.thresholds
         )
+        self.classifications[reading.regime] += 1
         newest = series.candles[-1].time + granularity if series.candles else None
         return Assessment(
             symbol=symbol,

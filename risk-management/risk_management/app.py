@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from risk_management.config import Settings
 from risk_management.deps import State
+from risk_management.metrics import risk_families
 from risk_management.routes import router
 from risk_management.service import RiskService
 from shared.app import build_app
@@ -19,6 +20,7 @@ from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
+from shared.metrics import AppMetrics
 
 DESCRIPTION = """\
 Pre-trade approval and sizing. A buy is bounded by cash (less a fee reserve), a
@@ -43,6 +45,7 @@ def create_app(
     settings = settings or Settings()
     # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
     configure_logging("risk-management", settings.log_level, settings.log_format)
+    metrics = AppMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -50,8 +53,11 @@ def create_app(
             settings, transport=transport, market_source=market_source, clock=clock, sleep=sleep
         ) as wiring:
             regime_client = wiring.client("regime_detection", settings)
+            risk_service = RiskService(settings, wiring.market, regime_client)
+            metrics.clients = lambda: [wiring.gateway, regime_client]
+            metrics.sources = [lambda: risk_families(risk_service)]
             yield {
-                "risk_service": RiskService(settings, wiring.market, regime_client),
+                "risk_service": risk_service,
                 # Upstreams as their breakers see them; neither is critical (each has a
                 # fallback).
                 "health_checks": [
@@ -62,6 +68,9 @@ def create_app(
             }
 
     return build_app(
+        service="risk-management",
+        settings=settings,
+        metrics=metrics,
         title="Risk Management",
         description=DESCRIPTION,
         lifespan=lifespan,

@@ -8,6 +8,7 @@ no volatility takes the conservative default. Each fallback is said in `reason`.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable
 from typing import Any
 
@@ -36,9 +37,17 @@ class RiskService:
         self.limits = settings.limits()
         self.market = market
         self.regime = regime
+        # Decisions by (approved, binding_constraint), for /metrics.
+        self.decisions: Counter[tuple[str, str]] = Counter()
 
     async def approve(self, request: ApproveTradeRequest) -> ApproveTradeResponse:
         """Approve, reduce or refuse one trade."""
+        decision = await self._decide(request)
+        approved = "true" if decision.approved else "false"
+        self.decisions[approved, decision.binding_constraint] += 1
+        return decision
+
+    async def _decide(self, request: ApproveTradeRequest) -> ApproveTradeResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.decision_timeout_seconds
         symbol = request.symbol

@@ -16,6 +16,7 @@ import pytest
 
 from tests.integration.stack import RedisServer, Stack
 from tests.support.fake_coinbase import FakeCoinbase
+from tests.support.otlp_collector import OtlpCollector
 from tests.support.servers import serve_in_thread
 
 EXTERNAL = {
@@ -39,7 +40,19 @@ def fake_coinbase() -> Iterator[FakeCoinbase]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, fake_coinbase: FakeCoinbase) -> Iterator[Stack]:
+def otlp_collector() -> Iterator[OtlpCollector]:
+    collector = OtlpCollector()
+    with serve_in_thread(collector.app) as server:
+        collector.url = server.url
+        yield collector
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_coinbase: FakeCoinbase,
+    otlp_collector: OtlpCollector,
+) -> Iterator[Stack]:
     workdir: Path = tmp_path_factory.mktemp("stack")
     redis = RedisServer(workdir)
     redis.start()
@@ -48,7 +61,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_coinbase: FakeCoinbase)
         coinbase_url=fake_coinbase.url,
         redis=redis,
         # Quick recovery so the breaker tests need no long waits.
-        extra_env={"BREAKER_RECOVERY_SECONDS": "1", "LOG_LEVEL": "INFO"},
+        # Spans exported to the test collector, sent within 0.2 s of ending.
+        extra_env={
+            "BREAKER_RECOVERY_SECONDS": "1",
+            "LOG_LEVEL": "INFO",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_collector.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        },
     )
     try:
         stack.start_all()

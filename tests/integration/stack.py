@@ -7,6 +7,7 @@ tests start (so they can stop it), Coinbase is the fake Coinbase server.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ SERVICES: dict[str, tuple[str, int]] = {
 START_ORDER = ["market-data", "regime-detection", "risk-management", "execution"]
 
 
+_UNSET = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
 def compose_environment(path: Path = REPO / "docker-compose.yml") -> dict[str, dict[str, str]]:
     """Each compose service's `environment`, as a dict."""
     spec: dict[str, Any] = yaml.safe_load(path.read_text())
@@ -34,7 +38,8 @@ def compose_environment(path: Path = REPO / "docker-compose.yml") -> dict[str, d
     for name, service in spec["services"].items():
         raw = service.get("environment") or {}
         items = raw.items() if isinstance(raw, dict) else (e.split("=", 1) for e in raw)
-        envs[name] = {k: str(v) for k, v in items}
+        # `${NAME:-default}` as compose reads it with NAME unset: the default.
+        envs[name] = {k: _UNSET.sub(r"\2", str(v)) for k, v in items}
     return envs
 
 

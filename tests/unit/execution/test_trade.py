@@ -24,7 +24,7 @@ async def buy(client: httpx.AsyncClient, amount: float, **headers: str) -> httpx
 async def test_approved_buy_fills_with_slippage_and_fee(start: StartApp, risk: RiskStub) -> None:
     """A buy fills at Risk's price plus slippage, takes the fee on top, and moves the cash."""
     async with start(slippage_bps=10, fee_bps=25) as client:
-        response = await buy(client, 1000, **{"X-Trace-ID": "trace-abc-123"})
+        response = await buy(client, 1000, **{"X-Trace-ID": "abc12300000000000000000000000123"})
         assert response.status_code == 201
         order = response.json()
         assert order["status"] == "FILLED"
@@ -32,7 +32,7 @@ async def test_approved_buy_fills_with_slippage_and_fee(start: StartApp, risk: R
         assert order["price"] == pytest.approx(PRICE * 1.001)
         assert order["quantity"] == pytest.approx(1000 / (PRICE * 1.001), abs=1e-12)
         assert order["fee"] == 2.5
-        assert order["trace_id"] == "trace-abc-123"
+        assert order["trace_id"] == "abc12300000000000000000000000123"
         assert order["risk"]["regime"] == "TRENDING"
         assert order["created_at"].endswith("Z")
         portfolio = (await client.get("/api/v1/portfolio")).json()

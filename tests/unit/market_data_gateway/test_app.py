@@ -90,9 +90,12 @@ async def test_bad_at_is_422(clock: FakeClock, at: str) -> None:
 
 
 async def test_health_without_redis_is_memory_cache(gateway_health: dict[str, object]) -> None:
-    """No REDIS_URL: the cache is in-process and /health says so, healthy."""
+    """No REDIS_URL: the cache is in-process and /health says so (no Redis claimed)."""
     assert gateway_health["status"] == "healthy"
-    assert gateway_health["details"]["redis"]["backend"] == "memory"  # type: ignore[index]
+    assert "redis" not in gateway_health["dependencies"]  # type: ignore[operator]
+    cache = gateway_health["details"]["cache"]  # type: ignore[index]
+    assert cache["backend"] == "memory"
+    assert cache["redis"] == "not configured"
     assert gateway_health["details"]["market_source"]["source"] == "coinbase"  # type: ignore[index]
 
 

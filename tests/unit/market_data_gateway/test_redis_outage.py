@@ -12,6 +12,7 @@ from market_data_gateway.app import create_app
 from redis.asyncio import Redis
 
 from tests.support.fake_coinbase import FakeCoinbase
+from tests.support.metrics import parse_metrics
 from tests.support.servers import ThreadServer, free_port, wait_until
 from tests.unit.market_data_gateway.conftest import running, settings_for
 from tests.unit.shared.fakes import FakeClock
@@ -81,8 +82,8 @@ async def test_redis_killed_and_restarted(
                 assert (await client.get(path)).status_code == 200
         health = (await client.get("/health")).json()
         assert health["status"] == "degraded"
-        assert health["dependencies"]["redis"] == "degraded"
-        assert health["details"]["redis"]["serving"] == "uncached"
+        assert health["dependencies"]["cache"] == "degraded"
+        assert health["details"]["cache"]["serving"] == "uncached"
         # The in-process layer still spares Coinbase: one candle request per symbol.
         assert fake.count("/candles") == 1 + len(symbols)
 
@@ -95,23 +96,32 @@ async def test_redis_killed_and_restarted(
         shared = await other_client.get("/api/v1/ohlcv/SOL-USD", params={"periods": 7})
         assert shared.status_code == 200
         assert fake.count("/candles") == before + 1
+        counted = parse_metrics((await other_client.get("/metrics")).text)
+        assert counted.total("gateway_cache_requests_total", kind="ohlcv", result="hit") == 1
 
 
 async def test_redis_down_at_start_up_then_up(
     coinbase: ThreadServer, fake: FakeCoinbase, clock: FakeClock
 ) -> None:
-    """A gateway started while Redis is down serves and says degraded; Redis up → healthy."""
+    """A gateway started while Redis is down serves and says degraded; Redis up → healthy.
+
+    /metrics counts the lookup Redis failed as an error, the in-process hits as hits."""
     server = RedisProcess()
     settings = settings_for(coinbase.url, redis_url=server.url)
     async with running(create_app(settings, clock=clock)) as client:
         answers = [await client.get("/api/v1/price/BTC-USD") for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 200]
         assert (await client.get("/health")).json()["status"] == "degraded"
+        counted = parse_metrics((await client.get("/metrics")).text)
+        assert counted.total("gateway_cache_requests_total", kind="price", result="error") == 1
+        assert counted.total("gateway_cache_requests_total", kind="price", result="hit") == 2
         server.start()
         try:
             assert (await client.get("/health")).json()["status"] == "healthy"
             clock.advance(1)  # next price bucket
             assert (await client.get("/api/v1/price/BTC-USD")).status_code == 200
             assert len(await stored_keys(server.url)) == 1
+            counted = parse_metrics((await client.get("/metrics")).text)
+            assert counted.total("gateway_cache_requests_total", kind="price", result="miss") == 1
         finally:
             server.kill()

@@ -12,6 +12,7 @@ from market_data_gateway.app import create_app
 from redis.asyncio import Redis
 
 from tests.support.fake_coinbase import FakeCoinbase
+from tests.support.metrics import parse_metrics
 from tests.support.servers import ThreadServer
 from tests.unit.market_data_gateway.conftest import Sleeps, running, settings_for
 from tests.unit.shared.fakes import FakeClock
@@ -65,6 +66,21 @@ async def test_one_upstream_call_per_candle(
     assert newest > first[0].json()["data"][-1]["timestamp"]
     health = (await cached_gateway.get("/health")).json()
     assert health["details"]["market_source"]["upstream_calls"] == {"candles": 2}
+
+
+async def test_cache_and_source_metrics_count_each_answer(
+    cached_gateway: httpx.AsyncClient, fake: FakeCoinbase
+) -> None:
+    """100 concurrent misses are 100 misses and one source call; 100 more are 100 hits."""
+    fake.latency = 0.05
+    assert {r.status_code for r in await burst(cached_gateway, OHLCV)} == {200}
+    assert {r.status_code for r in await burst(cached_gateway, OHLCV)} == {200}
+    counted = parse_metrics((await cached_gateway.get("/metrics")).text)
+    assert counted.total("gateway_cache_requests_total", kind="ohlcv", result="miss") == 100
+    assert counted.total("gateway_cache_requests_total", kind="ohlcv", result="hit") == 100
+    assert counted.total("gateway_cache_requests_total", result="error") == 0
+    assert counted.total("gateway_source_requests_total", source="coinbase", status="ok") == 1
+    assert counted.total("gateway_source_requests_total") == 1
 
 
 async def test_price_cached_for_its_ttl(

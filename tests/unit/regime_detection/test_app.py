@@ -17,6 +17,7 @@ from shared.market.models import CandleSeries, Quote
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import MarketUnavailableError
 from tests.support.asgi import asgi_client
+from tests.support.metrics import parse_metrics
 from tests.support.servers import free_port, serve_in_thread
 
 CLOSED = "http://127.0.0.1:{}"
@@ -167,3 +168,25 @@ async def test_cached_body_is_the_documented_response() -> None:
     assert source.reads == 1
     ok = app.openapi()["paths"]["/api/v1/regime/{symbol}"]["get"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/RegimeResponse")
+
+
+async def test_metrics_count_classifications_and_the_gateway_attempts() -> None:
+    """Two symbols classified once each (a repeat is answered from the cache, not counted),
+    the gateway's failed attempts counted by outcome and its breaker exported."""
+    app = create_app(_settings(CLOSED.format(free_port())))
+    async with _client(app) as client:
+        regimes = []
+        for symbol in ("BTC-USD", "ETH-USD", "BTC-USD"):
+            response = await client.get(f"/api/v1/regime/{symbol}")
+            assert response.status_code == 200
+            regimes.append(response.json()["regime"])
+        counted = parse_metrics((await client.get("/metrics")).text)
+    assert counted.total("regime_classifications_total") == 2
+    for regime in set(regimes):
+        assert counted.total("regime_classifications_total", regime=regime) == regimes[:2].count(
+            regime
+        )
+    gateway = {"target": "market_data"}
+    assert counted.total("upstream_requests_total", outcome="transport_error", **gateway) == 2
+    assert counted.total("circuit_breaker_state", **gateway) == 0
+    assert counted.label_values("http_requests_total", "route") == {"/api/v1/regime/{symbol}"}

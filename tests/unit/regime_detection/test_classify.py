@@ -151,8 +151,8 @@ def test_too_few_candles_is_unknown_with_a_reason() -> None:
     assert "27" in reading.reason
 
 
-def test_the_quiet_true_range_comes_from_the_lookback() -> None:
-    """A calm history then a stormy last few candles: the ratio to the quiet range calls it."""
+def test_the_typical_true_range_comes_from_the_lookback() -> None:
+    """A calm history then a stormy last few candles: the ratio to the typical range calls it."""
     rng = np.random.default_rng(5)
     steps = np.concatenate((rng.normal(0, 0.0002, 290), rng.normal(0, 0.0012, 10)))
     close = 100 * np.exp(np.cumsum(steps))

@@ -36,7 +36,7 @@ def shipped() -> Thresholds:
         ({"efficiency_ratio": 0.35}, "TRENDING"),  # efficiency 0.35 trends ...
         ({"efficiency_ratio": 0.349}, "CHOPPY"),  # ... and just below it does not
         ({"efficiency_ratio": 0.31}, "CHOPPY"),  # (0.3 would trend here)
-        ({"true_range_ratio": 2.49}, "TRENDING"),  # 2.5 x the quiet range is VOLATILE
+        ({"true_range_ratio": 2.49}, "TRENDING"),  # 2.5 x the typical range is VOLATILE
         ({"true_range_ratio": 2.5}, "VOLATILE"),
         ({"fast_volatility_annualized": 1.49}, "TRENDING"),  # 150% a year is VOLATILE
         ({"fast_volatility_annualized": 1.5}, "VOLATILE"),
@@ -46,7 +46,7 @@ def shipped() -> Thresholds:
 def test_the_shipped_settings_classify_at_the_documented_thresholds(
     changes: dict[str, float], regime: str
 ) -> None:
-    """Default settings trend from efficiency 0.35, storm at 2.5x the quiet range or 150%/year."""
+    """Default settings trend from efficiency 0.35, storm at 2.5x the typical range or 150%/year."""
     assert decide(replace(CALM, **changes), shipped()).regime == regime
 
 
@@ -54,7 +54,7 @@ def test_the_shipped_windows() -> None:
     """The measured windows ship: 10 candles of volatility, 14 of efficiency, 3 to confirm."""
     th = shipped()
     assert (th.fast_periods, th.efficiency_periods, th.confirm, th.replay) == (10, 14, 3, 30)
-    assert (th.quiet_quantile, th.adx_period, th.chop_period) == (0.25, 14, 14)
+    assert (th.typical_quantile, th.adx_period, th.chop_period) == (0.5, 14, 14)
 
 
 def test_the_shipped_confidence_spans() -> None:
@@ -73,7 +73,7 @@ def test_from_settings_maps_every_setting_to_its_threshold() -> None:
         adx_period=11,
         chop_period=12,
         fast_volatility_periods=13,
-        quiet_range_quantile=0.3,
+        typical_range_quantile=0.3,
         true_range_ratio_threshold=2.75,
         volatility_ceiling_annualized=3.5,
         efficiency_periods=16,
@@ -87,7 +87,7 @@ def test_from_settings_maps_every_setting_to_its_threshold() -> None:
         adx_period=11,
         chop_period=12,
         fast_periods=13,
-        quiet_quantile=0.3,
+        typical_quantile=0.3,
         true_range_ratio=2.75,
         volatility_ceiling_annualized=3.5,
         efficiency_periods=16,

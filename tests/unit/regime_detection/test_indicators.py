@@ -189,7 +189,7 @@ def test_efficiency_ratio_is_one_on_a_line_and_low_on_a_back_and_forth() -> None
 
 
 def test_quantile_is_the_nearest_rank_value() -> None:
-    """The quiet level is a value of the data: the nearest rank, like numpy's 'nearest'."""
+    """The typical level is a value of the data: the nearest rank, like numpy's 'nearest'."""
     x = np.random.default_rng(2).uniform(0, 1, 299)
     for q in (0.1, 0.25, 0.5, 0.9):
         assert quantile(x, q) == np.quantile(x, q, method="nearest")

@@ -69,7 +69,9 @@ async def test_choppy_regime_reduces_the_order(stack: dict[str, Any], risk: Risk
     """Price and regime come from the upstreams; CHOPPY halves the order; metrics add up."""
     btc = (await simulator().price("BTC-USD")).price
     with risk(market_data_url=stack["gateway"], regime_url=stack["regime"]) as server:
-        response = await post(server.url, order(1_000), **{"X-Trace-ID": "risk-trace-0001"})
+        response = await post(
+            server.url, order(1_000), **{"X-Trace-ID": "0000000000000000000000000000f001"}
+        )
     assert response.status_code == 200
     body = response.json()
     assert body["approved"] is True
@@ -85,7 +87,7 @@ async def test_choppy_regime_reduces_the_order(stack: dict[str, Any], risk: Risk
     assert metrics["portfolio_var_usd"] == pytest.approx(Z95 * sigma * 500, abs=1e-9)
     assert metrics["portfolio_var"] == pytest.approx(Z95 * sigma * 500 / 100_000, abs=1e-12)
     assert metrics["concentration_risk"] == pytest.approx(0.005, abs=1e-12)
-    assert stack["stub"].trace_ids == ["risk-trace-0001"]
+    assert stack["stub"].trace_ids == ["0000000000000000000000000000f001"]
 
 
 async def test_regime_service_down_sizes_as_unknown(

@@ -24,7 +24,12 @@ def app_with(
         yield {"health_checks": list(health_checks)}
 
     return build_app(
-        title="t", description="t", lifespan=lifespan, routers=list(routers), **options
+        service="test",
+        title="t",
+        description="t",
+        lifespan=lifespan,
+        routers=list(routers),
+        **options,
     )
 
 

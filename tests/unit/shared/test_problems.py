@@ -94,13 +94,15 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 async def test_not_found_domain_error(client: httpx.AsyncClient) -> None:
     """NotFoundError is a 404 problem with detail, instance and the caller's trace ID."""
-    response = await client.get("/missing", headers={TRACE_HEADER: "trace-404-x"})
+    response = await client.get(
+        "/missing", headers={TRACE_HEADER: "4040404040404040404040404040404a"}
+    )
     body = problem(response, 404)
     assert body["title"] == "Not Found"
     assert body["type"] == "about:blank"
     assert body["detail"] == "order 42 does not exist"
     assert body["instance"] == "/missing"
-    assert body["trace_id"] == "trace-404-x"
+    assert body["trace_id"] == "4040404040404040404040404040404a"
 
 
 async def test_conflict_domain_error(client: httpx.AsyncClient) -> None:
@@ -175,9 +177,11 @@ async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
 
 async def test_unhandled_exception_is_500_without_trace(client: httpx.AsyncClient) -> None:
     """An unexpected exception is a 500 problem with the trace ID and no stack trace."""
-    response = await client.get("/crash", headers={TRACE_HEADER: "trace-crash-1"})
+    response = await client.get(
+        "/crash", headers={TRACE_HEADER: "c0ffee00c0ffee00c0ffee00c0ffee01"}
+    )
     body = problem(response, 500)
-    assert body["trace_id"] == "trace-crash-1"
-    assert response.headers[TRACE_HEADER] == "trace-crash-1"
+    assert body["trace_id"] == "c0ffee00c0ffee00c0ffee00c0ffee01"
+    assert response.headers[TRACE_HEADER] == "c0ffee00c0ffee00c0ffee00c0ffee01"
     for leak in ("Traceback", "secret-password", "RuntimeError", 'File "'):
         assert leak not in response.text

@@ -68,10 +68,11 @@ def captured() -> Iterator[Capture]:
 
 
 async def test_echoes_given_trace_id(client: httpx.AsyncClient) -> None:
-    """A well-formed X-Trace-ID is used by the handler and echoed on the response."""
-    response = await client.get("/echo", headers={TRACE_HEADER: "abc-123_XY.z"})
-    assert response.headers[TRACE_HEADER] == "abc-123_XY.z"
-    assert response.json() == {"before": "abc-123_XY.z", "after": "abc-123_XY.z"}
+    """A 32-hex X-Trace-ID is adopted as the trace id, used by the handler and echoed."""
+    given = "0123456789abcdef0123456789abcdef"
+    response = await client.get("/echo", headers={TRACE_HEADER: given})
+    assert response.headers[TRACE_HEADER] == given
+    assert response.json() == {"before": given, "after": given}
 
 
 async def test_generates_trace_id_when_absent(client: httpx.AsyncClient) -> None:
@@ -90,17 +91,21 @@ async def test_accepts_w3c_traceparent(client: httpx.AsyncClient) -> None:
     assert response.json()["before"] == "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-async def test_x_trace_id_wins_over_traceparent(client: httpx.AsyncClient) -> None:
-    """When both are valid, X-Trace-ID (this system's own header) wins."""
-    headers = {TRACE_HEADER: "mine-12345", "traceparent": TRACEPARENT}
+async def test_traceparent_wins_over_x_trace_id(client: httpx.AsyncClient) -> None:
+    """When both are valid, the W3C traceparent (the span's parent) wins."""
+    headers = {TRACE_HEADER: "0123456789abcdef0123456789abcdef", "traceparent": TRACEPARENT}
     response = await client.get("/echo", headers=headers)
-    assert response.headers[TRACE_HEADER] == "mine-12345"
+    assert response.headers[TRACE_HEADER] == "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.mark.parametrize(
     "headers",
     [
         {TRACE_HEADER: "a" * 65},
+        {TRACE_HEADER: "a" * 31},
+        {TRACE_HEADER: "0" * 32},
+        {TRACE_HEADER: "0123456789ABCDEF0123456789ABCDEF"},
+        {TRACE_HEADER: "mine-12345"},
         {TRACE_HEADER: "short"},
         {TRACE_HEADER: "has spaces in it"},
         {TRACE_HEADER: "semi;colon;injection"},
@@ -124,7 +129,7 @@ async def test_malformed_ids_replaced(client: httpx.AsyncClient, headers: dict[s
 
 async def test_concurrent_requests_keep_their_own_ids(client: httpx.AsyncClient) -> None:
     """50 interleaved requests each see and get back only their own trace ID."""
-    ids = [f"concurrent-{i:04d}" for i in range(50)]
+    ids = [f"{i:032x}" for i in range(1, 51)]
     responses = await asyncio.gather(
         *(client.get("/echo", headers={TRACE_HEADER: trace_id}) for trace_id in ids)
     )
@@ -136,25 +141,25 @@ async def test_concurrent_requests_keep_their_own_ids(client: httpx.AsyncClient)
 
 async def test_log_records_carry_trace_id(client: httpx.AsyncClient, captured: Capture) -> None:
     """The filter puts the request's trace ID on log records, and '-' outside a request."""
-    await client.get("/echo", headers={TRACE_HEADER: "logged-0001"})
+    await client.get("/echo", headers={TRACE_HEADER: "10000000000000000000000000000001"})
     log.info("outside")
     handled = [r for r in captured.records if r.getMessage() == "handled"]
     outside = [r for r in captured.records if r.getMessage() == "outside"]
-    assert [r.__dict__["trace_id"] for r in handled] == ["logged-0001"]
+    assert [r.__dict__["trace_id"] for r in handled] == ["10000000000000000000000000000001"]
     assert [r.__dict__["trace_id"] for r in outside] == ["-"]
 
 
 async def test_access_line_carries_trace_id(client: httpx.AsyncClient, captured: Capture) -> None:
     """The middleware's access line names method, path and status, with the trace ID."""
-    await client.get("/echo", headers={TRACE_HEADER: "access-0001"})
-    await client.get("/missing", headers={TRACE_HEADER: "access-0002"})
+    await client.get("/echo", headers={TRACE_HEADER: "a0000000000000000000000000000001"})
+    await client.get("/missing", headers={TRACE_HEADER: "a0000000000000000000000000000002"})
     lines = {
         r.__dict__["trace_id"]: r.getMessage()
         for r in captured.records
         if r.name == "shared.access"
     }
-    assert lines["access-0001"].startswith("GET /echo 200 ")
-    assert lines["access-0002"].startswith("GET /missing 404 ")
+    assert lines["a0000000000000000000000000000001"].startswith("GET /echo 200 ")
+    assert lines["a0000000000000000000000000000002"].startswith("GET /missing 404 ")
 
 
 def test_new_trace_ids_are_distinct_hex() -> None:
