@@ -85,7 +85,8 @@ class TradeService:
         if isinstance(claimed, StoredAnswer):
             return TradeAnswer(claimed.status_code, claimed.body.encode(), replayed=True)
         try:
-            return await self._run(request, claimed)
+            async with self.keys.held(claimed):
+                return await self._run(request, claimed)
         except BaseException:
             # Unanswered (Risk down, a crash, a cancel): free the key so a retry runs afresh.
             with contextlib.suppress(Exception):
