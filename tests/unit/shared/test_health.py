@@ -178,8 +178,7 @@ async def test_breaker_in_health_endpoint() -> None:
 async def test_livez_answers_while_health_is_unhealthy() -> None:
     """Liveness checks nothing: 200 alive even when a critical dependency is down."""
     sick = [Dependency("db", fixed("unhealthy"), critical=True)]
-    app = FastAPI()
-    app.include_router(health_router(lambda: sick, version="9"))
+    app = health_app(sick, version="9")
     async with client_of(app) as client:
         live = await client.get("/livez")
         ready = await client.get("/health")
