@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration check compose-check k8s-check bench lock clean
+.PHONY: install run test test-unit test-integration check compose-check k8s-check bench lock clean screenshot
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The console's screenshot in the README, taken by the browser test from the real page
+# (needs Debian's chromium: apt-get install chromium).
+screenshot: install
+	CONSOLE_SCREENSHOT=docs/console.png $(BIN)/python -m pytest -q tests/integration/test_console_browser.py -k trader
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit

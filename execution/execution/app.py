@@ -13,7 +13,9 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
+from execution import console
 from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
@@ -28,9 +30,11 @@ from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.routes import router
-from execution.schemas import order_fields
+from execution.schemas import TradingStateOut, order_fields
 from execution.service import TradeService
+from execution.symbols import SymbolList
 from execution.trading_state import TradingStateStore
+from execution.watch import OTHERS, HealthWatch
 from shared.app import build_app
 from shared.health import CheckFn, CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -97,6 +101,12 @@ def create_app(
             )
             events = EventBus()
             ledger = Ledger(database)
+            trading = TradingStateStore(
+                database,
+                on_change=lambda change: events.publish(
+                    "trading_state", TradingStateOut.of(change).model_dump()
+                ),
+            )
             trades = TradeService(
                 ledger=ledger,
                 keys=keys,
@@ -108,12 +118,12 @@ def create_app(
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
                 on_order=lambda order: events.publish("order", order_fields(order)),
+                symbols=SymbolList(wiring.market, ttl=settings.symbols_ttl_seconds),
             )
             valuer = PortfolioValuer(
                 wiring.market, stale_after=timedelta(seconds=settings.price_stale_seconds)
             )
             history = History(ledger, valuer, events)
-            trading = TradingStateStore(database)
             families = ExecutionFamilies(trades, history, trading)
             await families.refresh()
             metrics.clients = lambda: [risk_client, wiring.gateway]
@@ -125,7 +135,24 @@ def create_app(
             fills = stack.enter_context(events.subscribe())
             recorder = asyncio.create_task(history.run(fills, settings.portfolio_history_seconds))
             stack.callback(recorder.cancel)
-            yield {
+
+            async def served_here(scope: Scope, receive: Receive, send: Send) -> None:
+                # The service calling itself in process (the console's health watch): the
+                # lifespan's state goes with each request, as uvicorn passes it.
+                await app({**scope, "state": dict(state)}, receive, send)
+
+            own = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=served_here), base_url="http://execution"
+            )
+            stack.push_async_callback(own.aclose)
+            watch = HealthWatch(
+                events,
+                own=own,
+                http=wiring.http,
+                urls={name: settings.url_of(name) for name in OTHERS},
+                interval=settings.console_health_seconds,
+            )
+            state: State = {
                 "trades": trades,
                 "ledger": ledger,
                 "orders": OrderBook(database),
@@ -134,6 +161,8 @@ def create_app(
                 "history": history,
                 "events": events,
                 "trading": trading,
+                "watch": watch,
+                "regime_client": wiring.client("regime_detection", settings),
                 # The ledger is critical (no trades without it); the upstreams are not.
                 "health_checks": [
                     Dependency("database", database_check(database), critical=True),
@@ -142,16 +171,21 @@ def create_app(
                     Dependency("market_source", wiring.choice.check),
                 ],
             }
+            watcher = asyncio.create_task(watch.run())
+            stack.callback(watcher.cancel)
+            yield state
 
-    return build_app(
+    app = build_app(
         service="execution",
         settings=settings,
         metrics=metrics,
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, console.router, console.page_router],
     )
+    app.mount("/console", console.console_assets(), name="console")
+    return app
 
 
 async def _purge_keys(keys: IdempotencyStore) -> None:

@@ -49,6 +49,10 @@ class Settings(MarketSettings):
 
     # Retry-After sent with a 503 when Risk cannot be reached and its breaker says nothing.
     unavailable_retry_after_seconds: float = Field(default=2.0, gt=0)
+    # The market source's product list (what may be traded) is re-read this often.
+    symbols_ttl_seconds: float = Field(default=300.0, gt=0)
+    # How often the console's event stream reports the four services' health.
+    console_health_seconds: float = Field(default=5.0, gt=0)
     # A point of the portfolio's history every this many seconds (0: only after fills).
     portfolio_history_seconds: float = Field(default=60.0, ge=0)
     # A quote older than this is marked stale in the portfolio.

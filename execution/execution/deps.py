@@ -14,7 +14,9 @@ from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.service import TradeService
 from execution.trading_state import TradingStateStore
+from execution.watch import HealthWatch
 from shared.app import AppState, lifespan_state
+from shared.client import ServiceClient
 
 
 class State(AppState):
@@ -28,6 +30,8 @@ class State(AppState):
     history: History
     events: EventBus
     trading: TradingStateStore
+    watch: HealthWatch
+    regime_client: ServiceClient
 
 
 def state(request: Request) -> State:
@@ -68,6 +72,14 @@ async def get_trading(request: Request) -> TradingStateStore:
     return state(request)["trading"]
 
 
+async def get_watch(request: Request) -> HealthWatch:
+    return state(request)["watch"]
+
+
+async def get_regime_client(request: Request) -> ServiceClient:
+    return state(request)["regime_client"]
+
+
 async def get_operator() -> str:
     """Who changes the trading state, for its history.
 
@@ -86,3 +98,5 @@ HistoryDep = Annotated[History, Depends(get_history)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
 TradingDep = Annotated[TradingStateStore, Depends(get_trading)]
 OperatorDep = Annotated[str, Depends(get_operator)]
+WatchDep = Annotated[HealthWatch, Depends(get_watch)]
+RegimeClientDep = Annotated[ServiceClient, Depends(get_regime_client)]

@@ -10,9 +10,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from execution.deps import (
     AccountsDep,
+    EventsDep,
     HistoryDep,
     LedgerDep,
     OperatorDep,
@@ -20,6 +22,7 @@ from execution.deps import (
     TradesDep,
     TradingDep,
     ValuerDep,
+    WatchDep,
 )
 from execution.orders import OrderBook, OrderFilter
 from execution.schemas import (
@@ -185,6 +188,22 @@ async def reset_account(accounts: AccountsDep) -> ResetAnswer:
     deleted: earlier orders stay listed, labelled with their `account`, and the closed
     account's final books are kept in the ledger."""
     return await accounts.reset()
+
+
+@router.get("/events", response_class=EventSourceResponse)
+async def events(bus: EventsDep, watch: WatchDep) -> AsyncIterator[ServerSentEvent]:
+    """Live events (`text/event-stream`): `order` (every order written, as the trade
+    answered it), `portfolio` (each new history point), `trading_state` (each change) and
+    `health` (the four services, at once and every `CONSOLE_HEALTH_SECONDS`)."""
+    with bus.subscribe() as queue:
+        watch.watchers += 1
+        try:
+            yield ServerSentEvent(event="health", data=await watch.current())
+            while True:
+                event = await queue.get()
+                yield ServerSentEvent(event=event.kind, data=event.data)
+        finally:
+            watch.watchers -= 1
 
 
 @router.get("/trading-state")

@@ -15,6 +15,7 @@ from market_data_gateway.schemas import (
     PriceOut,
     PricesOut,
     RegimeOut,
+    SymbolsOut,
     problem,
 )
 from shared.bodies import JsonRoute
@@ -34,6 +35,17 @@ GranularityQuery = Annotated[
 async def price(symbol: SymbolPath, market: MarketDep) -> JSONBytes:
     """The latest trade price of a symbol (cached for PRICE_TTL_SECONDS)."""
     return JSONBytes(await market.price(symbol))
+
+
+@router.get(
+    "/symbols",
+    response_model=SymbolsOut,
+    responses={503: PROBLEMS[503]},
+)
+async def symbols(market: MarketDep) -> JSONBytes:
+    """The products the source lists: Coinbase's `/products` when live (`listed` when
+    online and trading), a fixed list on the simulator (see the README)."""
+    return JSONBytes(await market.symbols())
 
 
 # Risk prices a whole portfolio with one call: at most this many symbols per batch.
