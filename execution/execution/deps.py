@@ -12,6 +12,7 @@ from execution.history import History
 from execution.ledger import Ledger
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
+from execution.ratelimit import OrderRateLimiter
 from execution.service import TradeService
 from execution.trading_state import TradingStateStore
 from execution.watch import HealthWatch
@@ -31,6 +32,7 @@ class State(AppState):
     events: EventBus
     trading: TradingStateStore
     watch: HealthWatch
+    order_rate: OrderRateLimiter
     regime_client: ServiceClient
 
 
@@ -78,6 +80,11 @@ async def get_watch(request: Request) -> HealthWatch:
 
 async def get_regime_client(request: Request) -> ServiceClient:
     return state(request)["regime_client"]
+
+
+async def admit_order(request: Request) -> None:
+    """A caller over MAX_ORDERS_PER_MINUTE gets a 429 before anything is written."""
+    state(request)["order_rate"].admit(request.client.host if request.client else "unknown")
 
 
 async def get_operator() -> str:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -23,6 +23,7 @@ from execution.deps import (
     TradingDep,
     ValuerDep,
     WatchDep,
+    admit_order,
 )
 from execution.orders import OrderBook, OrderFilter
 from execution.schemas import (
@@ -67,8 +68,10 @@ IdempotencyKey = Annotated[
             "description": "The trading state refuses the trade (recorded as REJECTED), "
             "or the same Idempotency-Key is still in flight"
         },
+        429: {"description": "Over MAX_ORDERS_PER_MINUTE: nothing done; see Retry-After"},
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
+    dependencies=[Depends(admit_order)],
 )
 async def trade(
     body: TradeRequest, trades: TradesDep, idempotency_key: IdempotencyKey = None

@@ -11,6 +11,7 @@ from market_data_gateway.deps import MarketDep
 from market_data_gateway.schemas import (
     PROBLEMS,
     CandleWidth,
+    OHLCVManyOut,
     OHLCVOut,
     PriceOut,
     PricesOut,
@@ -72,29 +73,41 @@ def parse_symbols(text: str) -> list[str]:
     return symbols
 
 
+SymbolsQuery = Annotated[
+    str,
+    Query(
+        max_length=2000,
+        description=f"Comma-separated product ids, at most {MAX_BATCH_SYMBOLS}",
+        examples=["BTC-USD,ETH-USD"],
+    ),
+]
+PeriodsQuery = Annotated[
+    int, Query(ge=1, le=MAX_CANDLES, description="How many closed candles, at most")
+]
+
+
 @router.get("/prices", response_model=PricesOut, responses=PROBLEMS)
-async def prices(
-    market: MarketDep,
-    symbols: Annotated[
-        str,
-        Query(
-            max_length=2000,
-            description=f"Comma-separated product ids, at most {MAX_BATCH_SYMBOLS}",
-            examples=["BTC-USD,ETH-USD"],
-        ),
-    ],
-) -> JSONBytes:
+async def prices(symbols: SymbolsQuery, market: MarketDep) -> JSONBytes:
     """The latest prices of several symbols, each cached like the single price."""
     return JSONBytes(await market.prices(parse_symbols(symbols)))
+
+
+@router.get("/ohlcv", response_model=OHLCVManyOut, responses=PROBLEMS)
+async def ohlcv_many(
+    symbols: SymbolsQuery,
+    market: MarketDep,
+    periods: PeriodsQuery = 60,
+    granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
+) -> JSONBytes:
+    """Several symbols' last `periods` closed candles, each cached like the single read."""
+    return JSONBytes(await market.ohlcv_many(parse_symbols(symbols), int(granularity), periods))
 
 
 @router.get("/ohlcv/{symbol}", response_model=OHLCVOut, responses=PROBLEMS)
 async def ohlcv(
     symbol: SymbolPath,
     market: MarketDep,
-    periods: Annotated[
-        int, Query(ge=1, le=MAX_CANDLES, description="How many closed candles, at most")
-    ] = 60,
+    periods: PeriodsQuery = 60,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
 ) -> JSONBytes:
     """The last `periods` closed candles, oldest first; gaps (no trades) are not filled in."""

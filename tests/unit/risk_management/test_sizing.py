@@ -109,3 +109,18 @@ def test_limits_are_settings_not_constants() -> None:
     assert decision.max_amount == pytest.approx(810.60, abs=1e-9)
     big_minimum = size_trade(request, book(100_000), Regime.TRENDING, Limits(min_order_usd=2e3))
     assert big_minimum.approved is False
+
+
+@pytest.mark.parametrize(
+    ("side", "portfolio"),
+    [("buy", book(10_000_000)), ("sell", book(0, BTC_USD=(100.0, 50_000, 0.03)))],
+)
+def test_max_order_caps_a_single_order(side: Side, portfolio: Portfolio) -> None:
+    """No order, buy or sell, above MAX_ORDER_USD; the binding constraint is max_order."""
+    limits = Limits(max_position_share=1.0, var_limit_share=1.0, max_order_usd=20_000)
+    trade = TradeRequest(symbol=BTC, side=side, amount=50_000)
+    decision = size_trade(trade, portfolio, Regime.TRENDING, limits)
+    assert decision.approved
+    assert decision.max_amount == 20_000
+    assert decision.constraint is Constraint.MAX_ORDER
+    assert decision.reason == "Order capped at the maximum order of $20,000.00"
