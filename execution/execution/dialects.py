@@ -31,8 +31,8 @@ class LedgerDialect(Protocol):
         ...
 
     def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
-        """(cash, realized_pnl, trading state, its reason) of the account and every
-        position row, read under the account's write lock."""
+        """The account's (cash, realized_pnl, trading state, its reason, the protections'
+        marks...) and every position row, read under the account's write lock."""
         ...
 
     def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
@@ -58,8 +58,8 @@ class SqliteLedger:
     def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
         # BEGIN IMMEDIATE took the database's write lock: one statement reads it all.
         rows = statements.run(conn, statements.BOOKS)
-        (_, cash, _, realized_pnl, state, why) = next(r for r in rows if r[0] == ACCOUNT_ROW)
-        return (cash, realized_pnl, state, why), [r for r in rows if r[0] != ACCOUNT_ROW]
+        _, cash, _, realized_pnl, *rest = next(r for r in rows if r[0] == ACCOUNT_ROW)
+        return (cash, realized_pnl, *rest), [r for r in rows if r[0] != ACCOUNT_ROW]
 
     def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
         statements.run(conn, statements.WRITE_ACCOUNT, values)
@@ -85,11 +85,11 @@ class PostgresLedger:
         return list(result.all()) if result.returns_rows else []
 
     def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
-        ((cash, realized_pnl, state, why),) = statements.run(conn, statements.LOCK_ACCOUNT)
+        (account,) = statements.run(conn, statements.LOCK_ACCOUNT)
         # Read after the lock is held: a statement that waited for the lock would still
         # see the positions as of its start (READ COMMITTED re-reads only the locked row).
         rows = statements.run(conn, statements.POSITIONS)
-        return (cash, realized_pnl, state, why), list(rows)
+        return tuple(account), list(rows)
 
     def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
         statements.run(conn, statements.WRITE_FILL_POSTGRES[held], values)
