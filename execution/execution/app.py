@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from execution import console
 from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
@@ -25,10 +28,14 @@ from execution.metrics import LEDGER_WRITE_BUCKETS, ExecutionFamilies
 from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
+from execution.protections import ProtectionLimits, Protections
+from execution.ratelimit import OrderRateLimiter
 from execution.routes import router
-from execution.schemas import order_fields
+from execution.schemas import TradingStateOut, order_fields
 from execution.service import TradeService
+from execution.symbols import SymbolList
 from execution.trading_state import TradingStateStore
+from execution.watch import OTHERS, HealthWatch
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -91,10 +98,22 @@ def create_app(
             )
             bus = app.state.events = EventBus()
             app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
+            app.state.regime = wiring.client("regime_detection", settings)
             app.state.source = choice
             app.state.ledger = Ledger(db)
             app.state.orders = OrderBook(db)
-            app.state.trading = TradingStateStore(db)
+            app.state.trading = TradingStateStore(
+                db,
+                on_change=lambda change: bus.publish(
+                    "trading_state", TradingStateOut.of(change).model_dump()
+                ),
+            )
+            app.state.order_rate = OrderRateLimiter(settings.max_orders_per_minute)
+            limits = ProtectionLimits(
+                daily_loss_share=settings.max_daily_loss_share,
+                drawdown_share=settings.max_drawdown_share,
+            )
+            app.state.protections = Protections(db, limits)
             app.state.trades = TradeService(
                 ledger=app.state.ledger,
                 keys=keys,
@@ -105,7 +124,9 @@ def create_app(
                     min_order_amount=settings.min_order_amount,
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
+                protections=limits,
                 on_order=lambda order: bus.publish("order", order_fields(order)),
+                symbols=SymbolList(wiring.market, ttl=settings.symbols_ttl_seconds),
             )
             app.state.valuer = PortfolioValuer(
                 wiring.market,
@@ -120,24 +141,54 @@ def create_app(
             metrics.sources = [families]
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
+            guard = asyncio.create_task(
+                app.state.protections.run(
+                    functools.partial(_equity, app.state.ledger, app.state.valuer),
+                    settings.protection_check_seconds,
+                )
+            )
+            stack.callback(guard.cancel)
             # Subscribed before the first request, so no fill goes unrecorded.
             fills = stack.enter_context(bus.subscribe())
             recorder = asyncio.create_task(
                 app.state.history.run(fills, settings.portfolio_history_seconds)
             )
             stack.callback(recorder.cancel)
+            own = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://execution"
+            )
+            stack.push_async_callback(own.aclose)
+            app.state.watch = HealthWatch(
+                bus,
+                own=own,
+                http=wiring.http,
+                urls={name: settings.url_of(name) for name in OTHERS},
+                interval=settings.console_health_seconds,
+            )
+            watcher = asyncio.create_task(app.state.watch.run())
+            stack.callback(watcher.cancel)
             yield
 
-    return build_app(
+    app = build_app(
         service="execution",
         settings=settings,
         metrics=metrics,
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, console.router, console.page_router],
         dependencies=_dependencies,
     )
+    app.mount("/console", console.console_assets(), name="console")
+    return app
+
+
+async def _equity(ledger: Ledger, valuer: PortfolioValuer) -> Decimal | None:
+    """Equity at the portfolio's prices; None while a position has no price at all."""
+    portfolio = await valuer.value(await ledger.holdings())
+    if any(p.market_value is None for p in portfolio.positions):
+        return None
+    return Decimal(str(portfolio.equity))
 
 
 async def _purge_keys(keys: IdempotencyStore) -> None:

@@ -49,7 +49,21 @@ class Settings(MarketSettings):
 
     # Retry-After sent with a 503 when Risk cannot be reached and its breaker says nothing.
     unavailable_retry_after_seconds: float = Field(default=2.0, gt=0)
+    # The market source's product list (what may be traded) is re-read this often.
+    symbols_ttl_seconds: float = Field(default=300.0, gt=0)
+    # How often the console's event stream reports the four services' health.
+    console_health_seconds: float = Field(default=5.0, gt=0)
     # A point of the portfolio's history every this many seconds (0: only after fills).
     portfolio_history_seconds: float = Field(default=60.0, ge=0)
     # A quote older than this is marked stale in the portfolio.
     price_stale_seconds: float = Field(default=60.0, gt=0)
+
+    # Protections. Trade attempts per caller per minute (past it: 429, nothing written);
+    # the default is beyond any person and the benchmark.
+    max_orders_per_minute: int = Field(default=6000, ge=1)
+    # HALTED by itself when equity falls this share below its value at the start of the
+    # UTC day (daily_loss), or below its peak since trading last resumed (drawdown).
+    max_daily_loss_share: Decimal = Field(default=Decimal("0.05"), gt=0, le=1)
+    max_drawdown_share: Decimal = Field(default=Decimal("0.15"), gt=0, le=1)
+    # Equity is measured at every fill and on this timer (the portfolio's prices).
+    protection_check_seconds: float = Field(default=30.0, gt=0)

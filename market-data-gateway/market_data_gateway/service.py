@@ -82,6 +82,7 @@ class GatewayService:
         price_ttl: float,
         incomplete_ttl: float,
         unknown_symbol_ttl: float = 60.0,
+        symbols_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
@@ -89,6 +90,7 @@ class GatewayService:
         self.price_ttl = price_ttl
         self.incomplete_ttl = incomplete_ttl
         self.unknown_symbol_ttl = unknown_symbol_ttl
+        self.symbols_ttl = symbols_ttl
         self._clock = clock
         self._flight: SingleFlight[tuple[bytes, CacheResult]] = SingleFlight()
         # Calls that reached the source (cache misses), per kind: shown in /health.
@@ -114,22 +116,11 @@ class GatewayService:
     async def prices(self, symbols: Sequence[str]) -> bytes:
         """Several prices in one answer, each read (and cached) as `price` reads it; a
         symbol that cannot be priced is named in `errors` instead of failing the others."""
-        unique = list(dict.fromkeys(symbols))
-        answers = await asyncio.gather(*(self.price(s) for s in unique), return_exceptions=True)
-        found: dict[str, orjson.Fragment] = {}
-        errors: dict[str, dict[str, Any]] = {}
-        for symbol, answer in zip(unique, answers, strict=True):
-            if isinstance(answer, bytes):
-                found[symbol] = orjson.Fragment(answer)
-            elif isinstance(answer, DomainError):
-                errors[symbol] = {"status": answer.status, "detail": answer.detail}
-            else:
-                raise answer
-        if not found and any(e["status"] == 503 for e in errors.values()):
-            # Nothing at all could be had: an outage, said as the single price says it.
-            detail = "; ".join(f"{s}: {e['detail']}" for s, e in errors.items())
-            raise MarketUnavailableError("market_source", detail)
-        return orjson.dumps({"prices": found, "errors": errors})
+        return await _batch("prices", symbols, self.price)
+
+    async def ohlcv_many(self, symbols: Sequence[str], granularity: int, periods: int) -> bytes:
+        """Several symbols' candles in one answer, each read (and cached) as `ohlcv` does."""
+        return await _batch("series", symbols, lambda s: self.ohlcv(s, granularity, periods))
 
     async def ohlcv(self, symbol: str, granularity: int, periods: int) -> bytes:
         """The candles answer; cached until the forming candle closes."""
@@ -145,6 +136,33 @@ class GatewayService:
         return await self._counted(
             "ohlcv", key, lambda: self._load_ohlcv(symbol, granularity, periods, key, forming)
         )
+
+    async def symbols(self) -> bytes:
+        """The source's product list; cached for `symbols_ttl` (it changes rarely)."""
+        bucket = math.floor(self._clock() / self.symbols_ttl)
+        key = f"symbols:{self.source.name}:{bucket}"
+        body = self.cache.peek(key)
+        if body is not None:
+            self.cache_requests["symbols", "hit"] += 1
+            return body
+        return await self._counted("symbols", key, lambda: self._load_symbols(key, bucket))
+
+    async def _load_symbols(self, key: str, bucket: int) -> tuple[bytes, CacheResult]:
+        body, result = await self.cache.lookup(key)
+        if body is None:
+            self.upstream_calls["products"] += 1
+            products = await self._from_source(self.source.products())
+            body = orjson.dumps(
+                {
+                    "source": self.source.name,
+                    "symbols": [
+                        {"symbol": p.symbol, "base": p.base, "quote": p.quote, "listed": p.listed}
+                        for p in products
+                    ],
+                }
+            )
+            await self.cache.set(key, body, (bucket + 1) * self.symbols_ttl - self._clock())
+        return body, result
 
     async def _counted(
         self, kind: str, key: str, load: Callable[[], Awaitable[tuple[bytes, CacheResult]]]
@@ -234,3 +252,26 @@ class GatewayService:
             ttl = min(ttl, self.incomplete_ttl)
         await self.cache.set(key, body, ttl)
         return body, result
+
+
+async def _batch(
+    member: str, symbols: Sequence[str], read: Callable[[str], Awaitable[bytes]]
+) -> bytes:
+    """`{member: {symbol: answer}, "errors": {symbol: {status, detail}}}` of one read per
+    distinct symbol, run concurrently; a 503 when nothing could be had at all."""
+    unique = list(dict.fromkeys(symbols))
+    answers = await asyncio.gather(*(read(s) for s in unique), return_exceptions=True)
+    found: dict[str, orjson.Fragment] = {}
+    errors: dict[str, dict[str, Any]] = {}
+    for symbol, answer in zip(unique, answers, strict=True):
+        if isinstance(answer, bytes):
+            found[symbol] = orjson.Fragment(answer)
+        elif isinstance(answer, DomainError):
+            errors[symbol] = {"status": answer.status, "detail": answer.detail}
+        else:
+            raise answer
+    if not found and any(e["status"] == 503 for e in errors.values()):
+        # Nothing at all could be had: an outage, said as the single read says it.
+        detail = "; ".join(f"{s}: {e['detail']}" for s, e in errors.items())
+        raise MarketUnavailableError("market_source", detail)
+    return orjson.dumps({member: found, "errors": errors})
