@@ -56,9 +56,9 @@ trader by `SLIPPAGE_BPS`, paying `FEE_BPS` on the notional. Order, fill and bala
 written in one transaction that re-checks cash, holdings and Risk's limits under a lock:
 concurrent trades never overdraw nor take a position past its limits. The trading state
 (`/api/v1/trading-state`: ACTIVE, REDUCING, HALTED) can refuse trades (409, recorded);
-protections halt trading by themselves on a daily loss or a drawdown. Risk unreachable: 503 with Retry-After and no trade; the attempt
-is still listed. `Idempotency-Key`: the same key and body within 24 h answer the stored
-order; a different body is a 422.
+protections halt trading by themselves on a daily loss or a drawdown. Risk unreachable:
+503 with Retry-After and no trade; the attempt is still listed. `Idempotency-Key`: the
+same key and body within 24 h answer the stored order; a different body is a 422.
 """
 PURGE_EVERY_SECONDS = 3600.0
 
