@@ -17,8 +17,14 @@ from sqlalchemy import Connection, delete, func, select
 from execution import statements
 from execution.db import Database
 from execution.ledger import _holdings
-from execution.migrate import ACCOUNT_ID
-from execution.models import account_resets, accounts, orders, portfolio_points, positions
+from execution.models import (
+    ACCOUNT_ID,
+    account_resets,
+    accounts,
+    orders,
+    portfolio_points,
+    positions,
+)
 from execution.schemas import ResetAnswer
 from shared.market.models import utc_iso
 
@@ -86,6 +92,10 @@ def _reset(conn: Connection, *, starting_cash: Decimal, now: datetime) -> ResetA
             starting_cash=starting_cash,
             created_at=now,
             updated_at=now,
+            # The protections measure the new account from its own start.
+            day_start=None,
+            day_start_equity=None,
+            peak_equity=None,
         )
     )
     conn.execute(delete(positions))

@@ -20,14 +20,18 @@ from sqlalchemy import Connection
 from execution import statements
 from execution.broker import Books, Fill, Refusal, Side, apply_fill
 from execution.db import Database
+from execution.dialects import dialect_of
 from execution.models import accounts, positions
 from execution.orders import OrderRecord, order_params
+from execution.protections import marks_of
 from execution.statements import ACCOUNT_ROW, params, run
 from shared.trading import TradingState
 
 # Runs inside the order's transaction, after the order row is written.
 Seal = Callable[[Connection, OrderRecord], None]
 Planner = Callable[[Books], Fill | Refusal]
+# Runs inside a fill's transaction, after its writes: the books before and after it.
+AfterFill = Callable[[Connection, Books, Books], None]
 _ZERO = Decimal(0)
 
 
@@ -59,17 +63,22 @@ class Ledger:
 
     async def holdings(self) -> Holdings:
         """The account and every position, as of now (no locks taken)."""
-        return await self.db.read(_holdings)
+        return await self.db.read_books(_holdings)
 
     async def record(self, order: OrderRecord, seal: Seal | None = None) -> OrderRecord:
         """Write an order that moves no money (a rejection or a refused attempt)."""
         return await self.db.write(functools.partial(_record, order=order, seal=seal))
 
     async def fill(
-        self, draft: OrderRecord, plan: Planner, seal: Seal | None = None
+        self,
+        draft: OrderRecord,
+        plan: Planner,
+        seal: Seal | None = None,
+        after_fill: AfterFill | None = None,
     ) -> OrderRecord:
         """Plan `draft`'s fill against the locked books and write it, or write the refusal."""
-        return await self.db.write(functools.partial(_fill, draft=draft, plan=plan, seal=seal))
+        body = functools.partial(_fill, draft=draft, plan=plan, seal=seal, after_fill=after_fill)
+        return await self.db.write(body)
 
 
 def _holdings(conn: Connection) -> Holdings:
@@ -77,7 +86,8 @@ def _holdings(conn: Connection) -> Holdings:
     # starting cash and the account's realised P&L in those places.
     account: tuple[Decimal, Decimal, Decimal, str, str] | None = None
     held = {}
-    for symbol, quantity, cost_basis, realized_pnl, state, why in run(conn, statements.HOLDINGS):
+    for row in run(conn, statements.HOLDINGS):
+        symbol, quantity, cost_basis, realized_pnl, state, why = row[:6]
         if symbol == ACCOUNT_ROW:
             account = (Decimal(quantity), Decimal(cost_basis), Decimal(realized_pnl), state, why)
         else:
@@ -107,7 +117,14 @@ def _record(conn: Connection, *, order: OrderRecord, seal: Seal | None) -> Order
     return order
 
 
-def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | None) -> OrderRecord:
+def _fill(
+    conn: Connection,
+    *,
+    draft: OrderRecord,
+    plan: Planner,
+    seal: Seal | None,
+    after_fill: AfterFill | None,
+) -> OrderRecord:
     books, held = _locked_books(conn, draft.symbol)
     outcome = plan(books)
     if isinstance(outcome, Refusal):
@@ -140,31 +157,18 @@ def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | N
     )
     values["accounts_updated_at"] = now
     # Every position write holds the account lock, so no one else can insert this row.
-    if conn.dialect.name == "postgresql":
-        run(conn, statements.WRITE_FILL_POSTGRES[held], values)
-    else:
-        run(conn, statements.WRITE_ACCOUNT, values)
-        run(conn, statements.UPDATE_POSITION if held else statements.INSERT_POSITION, values)
-        run(conn, statements.INSERT_ORDER, values)
+    dialect_of(conn).write_fill(conn, values, held)
     if seal is not None:
         seal(conn, order)
+    if after_fill is not None:
+        after_fill(conn, books, after)
     return order
 
 
 def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
     """The account and every position read under the account's write lock; and whether
     `symbol`'s position row exists."""
-    if conn.dialect.name == "postgresql":
-        ((cash, realized_pnl, state, why),) = run(conn, statements.LOCK_ACCOUNT)
-        # Read after the lock is held: on PostgreSQL a statement that waited for the lock
-        # would still see the positions as of its start (READ COMMITTED re-reads only the
-        # locked row), so they must come from a later statement.
-        rows = run(conn, statements.POSITIONS)
-    else:
-        # BEGIN IMMEDIATE took the database's write lock: one statement reads it all.
-        rows = run(conn, statements.BOOKS)
-        _, cash, _, realized_pnl, state, why = next(r for r in rows if r[0] == ACCOUNT_ROW)
-        rows = [row for row in rows if row[0] != ACCOUNT_ROW]
+    (cash, realized_pnl, state, why, *marks), rows = dialect_of(conn).locked_books(conn)
     held = {row[0]: (Decimal(row[1]), Decimal(row[2])) for row in rows}
     position = next((row for row in rows if row[0] == symbol), None)
     if position is None:
@@ -178,5 +182,6 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
         trading_state=TradingState(state),
         trading_reason=why,
         held=held,
+        marks=marks_of(*marks),
     )
     return books, symbol in held

@@ -11,7 +11,6 @@ name, which SQLAlchemy would otherwise add to an UPDATE's SET clause.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -31,8 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
-from execution.migrate import ACCOUNT_ID
-from execution.models import accounts, idempotency_keys, orders, positions
+from execution.models import ACCOUNT_ID, Money, accounts, idempotency_keys, orders, positions
 
 # The account's row in the books queries; symbols match BASE-QUOTE, so never this.
 ACCOUNT_ROW = "$account"
@@ -57,6 +55,9 @@ def _account_row() -> Any:
         accounts.c.realized_pnl,
         accounts.c.trading_state,
         accounts.c.trading_reason,
+        accounts.c.day_start,
+        accounts.c.day_start_equity,
+        accounts.c.peak_equity,
     ).where(accounts.c.id == ACCOUNT_ID)
 
 
@@ -66,8 +67,15 @@ _POSITION_COLUMNS = (
     positions.c.cost_basis,
     positions.c.realized_pnl,
 )
-# The account row's trading state and reason have no counterpart on a position's row.
-_NO_STATE = (null().cast(String(16)), null().cast(Text))
+# The account row's trading state, its reason and the protections' marks have no
+# counterpart on a position's row.
+_NO_STATE = (
+    null().cast(String(16)),
+    null().cast(Text),
+    null().cast(String(10)),
+    null().cast(Money),
+    null().cast(Money),
+)
 
 # The account and every position in one statement: one snapshot even in autocommit.
 HOLDINGS = union_all(_account_row(), select(*_POSITION_COLUMNS, *_NO_STATE))
@@ -82,6 +90,9 @@ LOCK_ACCOUNT = (
         accounts.c.realized_pnl,
         accounts.c.trading_state,
         accounts.c.trading_reason,
+        accounts.c.day_start,
+        accounts.c.day_start_equity,
+        accounts.c.peak_equity,
     )
     .where(accounts.c.id == ACCOUNT_ID)
     .with_for_update()
@@ -172,7 +183,9 @@ class Precompiled:
         )
 
 
-_COMPILED: dict[tuple[int, str], Precompiled] = {}
+# Keyed by the statement object itself (this module's statements live as long as the
+# process), then the dialect: an `id()` could be reused by another object once one dies.
+_COMPILED: dict[str, dict[ClauseElement, Precompiled]] = {"sqlite": {}, "postgresql": {}}
 
 
 def run(
@@ -180,17 +193,11 @@ def run(
 ) -> Sequence[Sequence[Any]]:
     """Execute one of this module's statements on `conn`'s driver connection; the rows as
     plain tuples in the driver's types (SQLite: money as text, PostgreSQL: Decimal)."""
+    from execution.dialects import dialect_of  # it builds on this module
+
     dialect = conn.dialect
-    key = (id(statement), dialect.name)
-    compiled = _COMPILED.get(key)
+    compiled_here = _COMPILED[dialect.name]
+    compiled = compiled_here.get(statement)
     if compiled is None:
-        compiled = _COMPILED[key] = Precompiled(statement, dialect)
-    args = compiled.args(values or {})
-    if dialect.name == "sqlite":
-        # The pysqlite connection SQLAlchemy's pool handed out, in the same transaction.
-        driver: sqlite3.Connection = conn.connection.dbapi_connection  # type: ignore[assignment]
-        rows: list[tuple[Any, ...]] = driver.execute(compiled.sql, args).fetchall()
-        return rows
-    # asyncpg: prepared once per connection (its statement cache), no row processing.
-    result = conn.exec_driver_sql(compiled.sql, args)
-    return result.all() if result.returns_rows else ()
+        compiled = compiled_here[statement] = Precompiled(statement, dialect)
+    return dialect_of(conn).execute(conn, compiled, compiled.args(values or {}))
