@@ -222,11 +222,3 @@ class TraceMiddleware:
                     "%s %s %d %.1fms %s", method, scope["path"], status, elapsed * 1000, who
                 )
             trace_id_var.reset(token)
-
-
-class TraceIdFilter(logging.Filter):
-    """Puts the current trace ID (or '-') on every log record as `trace_id`."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.trace_id = trace_id_var.get() or "-"
-        return True

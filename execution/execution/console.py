@@ -11,13 +11,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from execution.deps import RegimeClientDep
 from shared.auth import AnyKeyDep, ViewerDep
-from shared.client import ServiceClient
 from shared.errors import DomainError, InvalidRequestError
 from shared.market.models import SYMBOL_PATTERN
 
@@ -56,13 +56,6 @@ async def session(caller: AnyKeyDep) -> Session:
     return Session(role=caller.role, key_id=caller.key_id)
 
 
-async def get_regime(request: Request) -> ServiceClient:
-    return request.app.state.regime  # type: ignore[no-any-return]
-
-
-RegimeDep = Annotated[ServiceClient, Depends(get_regime)]
-
-
 class RegimeList(BaseModel):
     """The regime service's answer per symbol, or why there is none."""
 
@@ -71,7 +64,7 @@ class RegimeList(BaseModel):
 
 @router.get("/regimes", responses={422: {"description": "A symbol that is not BASE-QUOTE"}})
 async def regimes(
-    regime: RegimeDep,
+    regime: RegimeClientDep,
     caller: ViewerDep,
     symbols: Annotated[str, Query(description="Comma-separated symbols, at most 20")],
 ) -> RegimeList:

@@ -8,18 +8,24 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from execution.account import Accounts
-from execution.events import EventBus
-from execution.history import History
+from execution.deps import (
+    AccountsDep,
+    EventsDep,
+    HistoryDep,
+    LedgerDep,
+    OrdersDep,
+    TradesDep,
+    TradingDep,
+    ValuerDep,
+    WatchDep,
+    admit_order,
+)
 from execution.idempotency import scoped_key
-from execution.ledger import Ledger
 from execution.orders import OrderBook, OrderFilter
-from execution.portfolio import PortfolioValuer
-from execution.ratelimit import OrderRateLimiter
 from execution.schemas import (
     Order,
     OrderList,
@@ -31,60 +37,17 @@ from execution.schemas import (
     TradingStateIn,
     TradingStateOut,
 )
-from execution.service import TradeService
-from execution.trading_state import TradingStateStore
-from execution.watch import HealthWatch
 from shared.auth import AdminDep, TraderDep, ViewerDep
-from shared.bodies import json_body, read_body
+from shared.bodies import JsonRoute
 from shared.errors import InvalidRequestError
 from shared.market.models import Symbol
+from shared.responses import JSONBytes
 
-router = APIRouter(prefix="/api/v1", tags=["execution"])
-
-
-# `async def`: FastAPI would run a plain `def` dependency in the thread pool per request.
-async def get_orders(request: Request) -> OrderBook:
-    return request.app.state.orders  # type: ignore[no-any-return]
+router = APIRouter(prefix="/api/v1", tags=["execution"], route_class=JsonRoute)
 
 
-async def get_ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
-
-
-async def get_valuer(request: Request) -> PortfolioValuer:
-    return request.app.state.valuer  # type: ignore[no-any-return]
-
-
-async def get_trading(request: Request) -> TradingStateStore:
-    return request.app.state.trading  # type: ignore[no-any-return]
-
-
-async def get_history(request: Request) -> History:
-    return request.app.state.history  # type: ignore[no-any-return]
-
-
-async def get_accounts(request: Request) -> Accounts:
-    return request.app.state.accounts  # type: ignore[no-any-return]
-
-
-async def get_events(request: Request) -> EventBus:
-    return request.app.state.events  # type: ignore[no-any-return]
-
-
-async def get_watch(request: Request) -> HealthWatch:
-    return request.app.state.watch  # type: ignore[no-any-return]
-
-
-OrdersDep = Annotated[OrderBook, Depends(get_orders)]
-EventsDep = Annotated[EventBus, Depends(get_events)]
-WatchDep = Annotated[HealthWatch, Depends(get_watch)]
-HistoryDep = Annotated[History, Depends(get_history)]
-AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 Since = Annotated[datetime | None, Query(description="ISO-8601, inclusive; no zone means UTC")]
 Until = Annotated[datetime | None, Query(description="ISO-8601, exclusive; no zone means UTC")]
-TradingDep = Annotated[TradingStateStore, Depends(get_trading)]
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
-ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -100,7 +63,6 @@ IdempotencyKey = Annotated[
     "/trade",
     status_code=201,
     response_model=Order,
-    openapi_extra=json_body(TradeRequest),
     responses={
         422: {"description": "Invalid body, or an Idempotency-Key reused with another body"},
         409: {
@@ -110,24 +72,20 @@ IdempotencyKey = Annotated[
         429: {"description": "Over MAX_ORDERS_PER_MINUTE: nothing done; see Retry-After"},
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
+    dependencies=[Depends(admit_order)],
 )
 async def trade(
-    request: Request, caller: TraderDep, idempotency_key: IdempotencyKey = None
-) -> Response:
+    body: TradeRequest,
+    trades: TradesDep,
+    caller: TraderDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONBytes:
     """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""
-    # The hot path: the body read by `read_body`, the service straight from the app's
-    # state rather than through `Depends` (see `shared.bodies`).
-    # First: a caller over MAX_ORDERS_PER_MINUTE gets a 429 before anything is read or written.
-    limiter: OrderRateLimiter = request.app.state.order_rate
-    limiter.admit(request.client.host if request.client else "unknown")
-    body = await read_body(request, TradeRequest)
-    trades: TradeService = request.app.state.trades
     key = None if idempotency_key is None else scoped_key(caller, idempotency_key)
     answer = await trades.trade(body, key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
-    return Response(
-        answer.body, status_code=answer.status_code, media_type="application/json", headers=headers
-    )
+    # The order is rendered once by the service: the same bytes are stored for replays.
+    return JSONBytes(answer.body, status_code=answer.status_code, headers=headers)
 
 
 _ORDER_QUERY = frozenset({"limit", "cursor", "symbol", "side", "status", "since", "until"})
@@ -226,13 +184,22 @@ async def portfolio(
     return await valuer.value(await ledger.holdings(), account=account)
 
 
-@router.get("/portfolio/history", responses={422: {"description": "Invalid since or until"}})
+@router.get(
+    "/portfolio/history",
+    responses={422: {"description": "Invalid limit, cursor, since or until"}},
+)
 async def portfolio_history(
-    history: HistoryDep, caller: ViewerDep, since: Since = None, until: Until = None
+    history: HistoryDep,
+    caller: ViewerDep,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> PortfolioHistory:
-    """The open account's equity, cash, positions value and realised P&L over time: a
-    point after fills, on the `PORTFOLIO_HISTORY_SECONDS` timer, and at the reset."""
-    return await history.points(since=_utc(since), until=_utc(until))
+    """The open account's equity, cash, positions value and realised P&L over time,
+    newest first (follow `next_cursor` for older points): a point after fills, on the
+    `PORTFOLIO_HISTORY_SECONDS` timer, and at the reset."""
+    return await history.points(limit=limit, cursor=cursor, since=_utc(since), until=_utc(until))
 
 
 @router.post("/account/reset")

@@ -362,7 +362,7 @@ async def test_the_service_key_goes_with_every_call() -> None:
     )
     await client.get_json("/a")
     await client.post_json("/b", {}, idempotency_key="i")
-    await client.request("GET", "/c", headers={"Accept": "application/json"})
+    await client.get_json("/c")
     await client.aclose()
     assert [r.headers.get("X-API-Key") for r in recorder.requests] == ["k" * 24] * 4
 
