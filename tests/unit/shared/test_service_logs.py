@@ -8,6 +8,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.support import keys
 from tests.support.servers import ServiceProcess, free_port, wait_until
 
 ENV = {"MARKET_DATA_SOURCE": "simulated", "LOG_LEVEL": "INFO"}
@@ -27,8 +28,9 @@ def run_gateway(tmp_path: Path, fmt: str, *options: str) -> list[str]:
     )
     process.start()
     try:
-        assert httpx.get(process.url + "/api/v1/price/BTC-USD").status_code == 200
-        assert httpx.get(process.url + FORGED).status_code == 422
+        key = keys.headers()
+        assert httpx.get(process.url + "/api/v1/price/BTC-USD", headers=key).status_code == 200
+        assert httpx.get(process.url + FORGED, headers=key).status_code == 422
         wait_until(lambda: "FORGED" in log.read_text(), what="the access line")
     finally:
         process.stop()
