@@ -35,7 +35,7 @@ from shared.logs import configure_logging
 from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
-from shared.metrics import AppMetrics
+from shared.metrics import AppMetrics, Timings
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,14 @@ def create_app(
     """Build the service; `transport` and `direct_source` are seams for tests."""
     settings = settings or Settings()
     metrics = AppMetrics()
-    write_seconds = metrics.histogram(
-        "execution_ledger_write_seconds",
-        "Ledger write transactions in seconds, waiting for the writer included",
-        LEDGER_WRITE_BUCKETS,
-    )
+    writes = Timings(LEDGER_WRITE_BUCKETS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("execution", settings.log_level, settings.log_format)
         async with contextlib.AsyncExitStack() as stack:
             db = open_database(settings)
-            db.observe_write = write_seconds.observe
+            db.observe_write = writes.observe
             stack.push_async_callback(db.dispose)
             await migrate(db, starting_cash=settings.starting_cash)
             wiring = await stack.enter_async_context(
@@ -113,7 +109,9 @@ def create_app(
             )
             app.state.accounts = Accounts(db, starting_cash=settings.starting_cash)
             app.state.history = History(app.state.ledger, app.state.valuer, bus)
-            families = ExecutionFamilies(app.state.trades, app.state.history, app.state.trading)
+            families = ExecutionFamilies(
+                app.state.trades, app.state.history, app.state.trading, writes
+            )
             await families.refresh()
             metrics.clients = lambda: [risk, gateway]
             metrics.before_scrape = [families.refresh]
