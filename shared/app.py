@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from shared.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from shared.docs import install_docs
 from shared.health import Dependency, health_router
 from shared.metrics import AppMetrics, metrics_router
 from shared.openapi import install_openapi
@@ -55,7 +56,14 @@ def build_app(
         finally:
             telemetry.shutdown()
 
-    app = FastAPI(title=title, description=description, version=VERSION, lifespan=traced)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=VERSION,
+        lifespan=traced,
+        docs_url=None,  # served by `install_docs`, from the repository rather than a CDN
+        redoc_url=None,
+    )
     # Added innermost first: the trace ID is bound before the catch-all 500 handler runs.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
@@ -71,4 +79,5 @@ def build_app(
     for router in routers:
         app.include_router(router)
     install_openapi(app)
+    install_docs(app)
     return app

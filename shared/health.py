@@ -1,4 +1,8 @@
-"""`GET /health` built from named, time-bounded dependency checks.
+"""`GET /health` built from named, time-bounded dependency checks; `GET /livez` beside it.
+
+`/health` is readiness (send me traffic?): it checks the dependencies. `/livez` is
+liveness (restart me?): it answers from the event loop and checks nothing, so a
+database or an upstream outage never gets every replica restarted at once.
 
 A check is an async callable returning a `DependencyStatus` ("healthy", "degraded" or
 "unhealthy") or a `Check` result with a detail. A check that raises or runs past its
@@ -102,5 +106,10 @@ def health_router(
             # Like every 503 here: tell pollers (compose healthchecks, balancers) when to ask again.
             return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
         return JSONResponse(body)
+
+    @router.get("/livez", summary="Liveness: the process answers (no dependency checked)")
+    async def livez() -> dict[str, str]:
+        """200 while the process serves requests at all; checks nothing else."""
+        return {"status": "alive"}
 
     return router

@@ -13,6 +13,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from execution import console
 from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
@@ -26,9 +27,11 @@ from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
 from execution.routes import router
-from execution.schemas import order_fields
+from execution.schemas import TradingStateOut, order_fields
 from execution.service import TradeService
+from execution.symbols import SymbolList
 from execution.trading_state import TradingStateStore
+from execution.watch import OTHERS, HealthWatch
 from shared.app import build_app
 from shared.health import CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
@@ -87,10 +90,16 @@ def create_app(
             )
             bus = app.state.events = EventBus()
             app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
+            app.state.regime = wiring.client("regime_detection", settings)
             app.state.source = choice
             app.state.ledger = Ledger(db)
             app.state.orders = OrderBook(db)
-            app.state.trading = TradingStateStore(db)
+            app.state.trading = TradingStateStore(
+                db,
+                on_change=lambda change: bus.publish(
+                    "trading_state", TradingStateOut.of(change).model_dump()
+                ),
+            )
             app.state.trades = TradeService(
                 ledger=app.state.ledger,
                 keys=keys,
@@ -102,6 +111,7 @@ def create_app(
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
                 on_order=lambda order: bus.publish("order", order_fields(order)),
+                symbols=SymbolList(wiring.market, ttl=settings.symbols_ttl_seconds),
             )
             app.state.valuer = PortfolioValuer(
                 wiring.market,
@@ -124,18 +134,33 @@ def create_app(
                 app.state.history.run(fills, settings.portfolio_history_seconds)
             )
             stack.callback(recorder.cancel)
+            own = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://execution"
+            )
+            stack.push_async_callback(own.aclose)
+            app.state.watch = HealthWatch(
+                bus,
+                own=own,
+                http=wiring.http,
+                urls={name: settings.url_of(name) for name in OTHERS},
+                interval=settings.console_health_seconds,
+            )
+            watcher = asyncio.create_task(app.state.watch.run())
+            stack.callback(watcher.cancel)
             yield
 
-    return build_app(
+    app = build_app(
         service="execution",
         settings=settings,
         metrics=metrics,
         title="Execution",
         description=DESCRIPTION,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, console.router, console.page_router],
         dependencies=_dependencies,
     )
+    app.mount("/console", console.console_assets(), name="console")
+    return app
 
 
 async def _purge_keys(keys: IdempotencyStore) -> None:

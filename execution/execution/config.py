@@ -39,13 +39,20 @@ class Settings(MarketSettings):
 
     # Idempotency keys are answered from storage for this long, then forgotten.
     idempotency_ttl_hours: float = Field(default=24.0, ge=24.0)
-    # A key still marked in flight after this long belongs to a crashed request.
-    idempotency_lock_seconds: float = Field(default=60.0, gt=0)
+    # The in-flight claim's lease: its owner renews it every third of this while the
+    # request runs, so a claim not renewed for this long belongs to a crashed request and
+    # a retry takes it over. Keep it well above a database stall (the replicas' clocks
+    # must agree to within a fraction of it).
+    idempotency_lock_seconds: float = Field(default=5.0, ge=1)
     # How long a duplicate waits for the in-flight original before answering 409.
     idempotency_wait_seconds: float = Field(default=30.0, gt=0)
 
     # Retry-After sent with a 503 when Risk cannot be reached and its breaker says nothing.
     unavailable_retry_after_seconds: float = Field(default=2.0, gt=0)
+    # The market source's product list (what may be traded) is re-read this often.
+    symbols_ttl_seconds: float = Field(default=300.0, gt=0)
+    # How often the console's event stream reports the four services' health.
+    console_health_seconds: float = Field(default=5.0, gt=0)
     # A point of the portfolio's history every this many seconds (0: only after fills).
     portfolio_history_seconds: float = Field(default=60.0, ge=0)
     # A quote older than this is marked stale in the portfolio.

@@ -5,9 +5,13 @@ insert win, in any process). The answer is stored in that row inside the same
 transaction as the order, so a key is either still in flight or answered together with
 its fill: never a fill without its answer. Duplicates wait for the answer, polling the
 row (and woken at once when the original runs in this process). A different body with
-the same key is a 422. A claim whose request died (the process was killed) is taken
-over after `lock_seconds`: the dead request committed nothing, so re-running is safe.
-Answers are kept for `ttl`, then purged.
+the same key is a 422. A claim is a lease: while its request runs, the owner renews
+`locked_at` every third of `lock_seconds` (`held`), so a claim not renewed for
+`lock_seconds` belongs to a request that died with its process, and a retry takes it
+over within seconds: the dead request committed nothing, so re-running is safe. A
+request that only stalled past its lease (or a skewed clock) loses the key instead: its
+answer is written only if it still owns the key, in the fill's own transaction, so
+there is never a second fill. Answers are kept for `ttl`, then purged.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +37,7 @@ from shared.errors import ConflictError, InvalidRequestError
 
 _POLL_FIRST, _POLL_MAX = 0.005, 0.1
 _WAIT, _CLAIMABLE = object(), object()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,29 @@ class IdempotencyStore:
             .returning(keys.c.key)
         ).first()
         return _WAIT if taken is None else claim
+
+    @contextlib.asynccontextmanager
+    async def held(self, claim: Claim) -> AsyncIterator[None]:
+        """Renew the claim's lease while the block runs (a trade takes milliseconds, so
+        the renewal rarely runs at all)."""
+        renewal = asyncio.create_task(self._renew(claim))
+        try:
+            yield
+        finally:
+            renewal.cancel()
+
+    async def _renew(self, claim: Claim) -> None:
+        query = (
+            update(keys)
+            .where(keys.c.key == claim.key, keys.c.owner == claim.owner)
+            .where(keys.c.status_code.is_(None))
+        )
+        while True:
+            await self._sleep(self.lock.total_seconds() / 3)
+            try:
+                await self.db.write(lambda conn: conn.execute(query.values(locked_at=self._now())))
+            except Exception as exc:  # a missed renewal at worst lets a retry take over
+                log.warning("could not renew the Idempotency-Key claim: %s", exc)
 
     def answer(
         self, conn: Connection, claim: Claim, status_code: int, body: str, order_id: str

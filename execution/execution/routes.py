@@ -10,8 +10,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from execution.account import Accounts
+from execution.events import EventBus
 from execution.history import History
 from execution.ledger import Ledger
 from execution.orders import OrderBook, OrderFilter
@@ -29,6 +31,7 @@ from execution.schemas import (
 )
 from execution.service import TradeService
 from execution.trading_state import TradingStateStore
+from execution.watch import HealthWatch
 from shared.bodies import json_body, read_body
 from shared.errors import InvalidRequestError
 from shared.market.models import Symbol
@@ -70,7 +73,17 @@ async def get_accounts(request: Request) -> Accounts:
     return request.app.state.accounts  # type: ignore[no-any-return]
 
 
+async def get_events(request: Request) -> EventBus:
+    return request.app.state.events  # type: ignore[no-any-return]
+
+
+async def get_watch(request: Request) -> HealthWatch:
+    return request.app.state.watch  # type: ignore[no-any-return]
+
+
 OrdersDep = Annotated[OrderBook, Depends(get_orders)]
+EventsDep = Annotated[EventBus, Depends(get_events)]
+WatchDep = Annotated[HealthWatch, Depends(get_watch)]
 HistoryDep = Annotated[History, Depends(get_history)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 Since = Annotated[datetime | None, Query(description="ISO-8601, inclusive; no zone means UTC")]
@@ -225,6 +238,22 @@ async def reset_account(accounts: AccountsDep) -> ResetAnswer:
     deleted: earlier orders stay listed, labelled with their `account`, and the closed
     account's final books are kept in the ledger."""
     return await accounts.reset()
+
+
+@router.get("/events", response_class=EventSourceResponse)
+async def events(bus: EventsDep, watch: WatchDep) -> AsyncIterator[ServerSentEvent]:
+    """Live events (`text/event-stream`): `order` (every order written, as the trade
+    answered it), `portfolio` (each new history point), `trading_state` (each change) and
+    `health` (the four services, at once and every `CONSOLE_HEALTH_SECONDS`)."""
+    with bus.subscribe() as queue:
+        watch.watchers += 1
+        try:
+            yield ServerSentEvent(event="health", data=await watch.current())
+            while True:
+                event = await queue.get()
+                yield ServerSentEvent(event=event.kind, data=event.data)
+        finally:
+            watch.watchers -= 1
 
 
 @router.get("/trading-state")

@@ -29,6 +29,7 @@ from execution.ledger import Holdings, Ledger, Seal
 from execution.limits import DecidedLimits, decided_limits, limited_reason, room_at_fill
 from execution.orders import OrderRecord
 from execution.schemas import TradeRequest, order_fields
+from execution.symbols import SymbolList
 from execution.trading_state import TradingRefusedError, refusal
 from shared.client import ServiceClient
 from shared.errors import ServiceUnavailableError, UpstreamClientError
@@ -66,7 +67,9 @@ class TradeService:
         costs: Costs,
         retry_after: float,
         on_order: Callable[[OrderRecord], None] = lambda order: None,
+        symbols: SymbolList | None = None,
     ) -> None:
+        self.symbols = symbols
         self.on_order = on_order  # told of every order written (the live events)
         self.ledger = ledger
         self.keys = keys
@@ -79,13 +82,16 @@ class TradeService:
 
     async def trade(self, request: TradeRequest, key: str | None) -> TradeAnswer:
         """Run one trade, or answer a repeated Idempotency-Key from storage."""
+        if self.symbols is not None:  # an unlisted symbol is a 422 before Risk is asked
+            await self.symbols.check(request.symbol)
         if key is None:
             return await self._run(request, None)
         claimed = await self.keys.claim(key, fingerprint(request))
         if isinstance(claimed, StoredAnswer):
             return TradeAnswer(claimed.status_code, claimed.body.encode(), replayed=True)
         try:
-            return await self._run(request, claimed)
+            async with self.keys.held(claimed):
+                return await self._run(request, claimed)
         except BaseException:
             # Unanswered (Risk down, a crash, a cancel): free the key so a retry runs afresh.
             with contextlib.suppress(Exception):
@@ -176,7 +182,7 @@ class TradeService:
 
     async def _refuse(self, draft: OrderRecord, state: TradingState, why: str) -> NoReturn:
         """Record the attempt as REJECTED and answer 409 naming the state and its reason."""
-        self._count(await self.ledger.record(replace(draft, reason=refusal(state, why))))
+        self._written(await self.ledger.record(replace(draft, reason=refusal(state, why))))
         raise TradingRefusedError(state, why, draft.order_id)
 
     async def _ask_risk(

@@ -8,6 +8,7 @@ half-way through a halt. A restart, a crash or a second replica reads the state 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,8 +50,11 @@ def refusal(state: TradingState, reason: str) -> str:
 
 
 class TradingStateStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, *, on_change: Callable[[StateChange], None] = lambda change: None
+    ) -> None:
         self.db = db
+        self.on_change = on_change  # told of every change made here (the live events)
 
     async def current(self) -> StateChange:
         """The state in force now."""
@@ -62,6 +66,7 @@ class TradingStateStore:
             state=state, reason=reason, changed_by=changed_by, changed_at=datetime.now(UTC)
         )
         await self.db.write(functools.partial(write_change, change=change))
+        self.on_change(change)
         return change
 
     async def history(self, limit: int) -> list[StateChange]:

@@ -88,6 +88,7 @@ def create_app(
                 price_ttl=config.price_ttl_seconds,
                 incomplete_ttl=config.ohlcv_incomplete_ttl_seconds,
                 unknown_symbol_ttl=config.unknown_symbol_ttl_seconds,
+                symbols_ttl=config.symbols_ttl_seconds,
                 clock=clock,
             )
             metrics.sources = [lambda: gateway_families(app.state.service)]

@@ -28,6 +28,8 @@ class Settings(MarketSettings):
     ohlcv_incomplete_ttl_seconds: float = Field(default=5.0, gt=0)
     # A product the exchange said it does not list is answered 404 from memory this long.
     unknown_symbol_ttl_seconds: float = Field(default=60.0, ge=0)
+    # The source's product list (`/api/v1/symbols`) is cached this long.
+    symbols_ttl_seconds: float = Field(default=3600.0, gt=0)
     # Bound of the in-process layer (hot keys in front of Redis, or the whole cache).
     local_cache_max_entries: int = Field(default=10_000, ge=1)
 

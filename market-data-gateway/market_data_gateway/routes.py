@@ -14,6 +14,7 @@ from market_data_gateway.schemas import (
     PriceOut,
     PricesOut,
     RegimeOut,
+    SymbolsOut,
     problem,
 )
 from market_data_gateway.service import GatewayService
@@ -43,6 +44,17 @@ async def price(symbol: SymbolPath, request: Request) -> Response:
     # The hot path: the service from the app's state, not through `Depends` (~14 us).
     service: GatewayService = request.app.state.service
     return Response(await service.price(symbol), media_type=JSON)
+
+
+@router.get(
+    "/symbols",
+    response_model=SymbolsOut,
+    responses={503: PROBLEMS[503]},
+)
+async def symbols(service: ServiceDep) -> Response:
+    """The products the source lists: Coinbase's `/products` when live (`listed` when
+    online and trading), a fixed list on the simulator (see the README)."""
+    return Response(await service.symbols(), media_type=JSON)
 
 
 # Risk prices a whole portfolio with one call: at most this many symbols per batch.

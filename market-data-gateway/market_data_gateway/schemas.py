@@ -44,6 +44,20 @@ class PriceOut(BaseModel):
     source: SourceName = Field(description="Where the price came from")
 
 
+class ProductOut(BaseModel):
+    symbol: str = Field(description="Coinbase product id, BASE-QUOTE")
+    base: str
+    quote: str
+    listed: bool = Field(description="The source lists it for trading now")
+
+
+class SymbolsOut(BaseModel):
+    """The products the market source knows."""
+
+    source: SourceName
+    symbols: list[ProductOut]
+
+
 class PriceProblem(BaseModel):
     """Why one symbol of a batch has no price."""
 

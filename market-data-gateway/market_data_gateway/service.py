@@ -82,6 +82,7 @@ class GatewayService:
         price_ttl: float,
         incomplete_ttl: float,
         unknown_symbol_ttl: float = 60.0,
+        symbols_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
@@ -89,6 +90,7 @@ class GatewayService:
         self.price_ttl = price_ttl
         self.incomplete_ttl = incomplete_ttl
         self.unknown_symbol_ttl = unknown_symbol_ttl
+        self.symbols_ttl = symbols_ttl
         self._clock = clock
         self._flight: SingleFlight[tuple[bytes, CacheResult]] = SingleFlight()
         # Calls that reached the source (cache misses), per kind: shown in /health.
@@ -145,6 +147,33 @@ class GatewayService:
         return await self._counted(
             "ohlcv", key, lambda: self._load_ohlcv(symbol, granularity, periods, key, forming)
         )
+
+    async def symbols(self) -> bytes:
+        """The source's product list; cached for `symbols_ttl` (it changes rarely)."""
+        bucket = math.floor(self._clock() / self.symbols_ttl)
+        key = f"symbols:{self.source.name}:{bucket}"
+        body = self.cache.peek(key)
+        if body is not None:
+            self.cache_requests["symbols", "hit"] += 1
+            return body
+        return await self._counted("symbols", key, lambda: self._load_symbols(key, bucket))
+
+    async def _load_symbols(self, key: str, bucket: int) -> tuple[bytes, CacheResult]:
+        body, result = await self.cache.lookup(key)
+        if body is None:
+            self.upstream_calls["products"] += 1
+            products = await self._from_source(self.source.products())
+            body = orjson.dumps(
+                {
+                    "source": self.source.name,
+                    "symbols": [
+                        {"symbol": p.symbol, "base": p.base, "quote": p.quote, "listed": p.listed}
+                        for p in products
+                    ],
+                }
+            )
+            await self.cache.set(key, body, (bucket + 1) * self.symbols_ttl - self._clock())
+        return body, result
 
     async def _counted(
         self, kind: str, key: str, load: Callable[[], Awaitable[tuple[bytes, CacheResult]]]

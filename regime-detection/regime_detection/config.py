@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from shared.settings import MarketSettings
 
@@ -50,3 +52,9 @@ class Settings(MarketSettings):
     # and periods); when the newest candle is late, only this long.
     answer_cache_size: int = Field(default=1024, ge=0)
     late_candle_retry_seconds: float = Field(default=2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _replay_covers_a_confirmation(self) -> Self:
+        if self.replay_candles < self.confirm_candles:
+            raise ValueError("REPLAY_CANDLES must be at least CONFIRM_CANDLES")
+        return self

@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.client import ServiceClient
 from shared.errors import ServiceUnavailableError, UpstreamClientError
-from shared.market.models import Candle, CandleSeries, Quote
+from shared.market.models import Candle, CandleSeries, Product, Quote
 from shared.market.source import MarketSource, UnknownSymbolError
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,18 @@ class MarketDataClient:
             for c in body["data"]
         ]
         return CandleSeries(symbol, granularity, body["source"], candles, via="gateway")
+
+    async def products(self) -> list[Product]:
+        """The source's products (`GET /api/v1/symbols` of the gateway)."""
+        try:
+            body = await self._get("/api/v1/symbols", None)
+        except ServiceUnavailableError as exc:
+            log.warning("gateway unavailable (%s); listing products of %s", exc, self.direct.name)
+            return await self.direct.products()
+        return [
+            Product(p["symbol"], p["base"], p["quote"], listed=bool(p["listed"]))
+            for p in body["symbols"]
+        ]
 
     async def _get(self, path: str, params: dict[str, Any] | None) -> Any:
         try:

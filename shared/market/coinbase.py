@@ -31,6 +31,7 @@ from shared.market.models import (
     MAX_CANDLES,
     SYMBOL_PATTERN,
     CandleSeries,
+    Product,
     Quote,
     SourceName,
     utc_iso,
@@ -122,6 +123,25 @@ class CoinbaseSource:
         except (TypeError, ValueError) as exc:
             raise self._failed(f"Coinbase sent unreadable candles: {exc}") from exc
         return CandleSeries(symbol, granularity, "coinbase", candles)
+
+    async def products(self) -> list[Product]:
+        """Coinbase's `/products`: listed when `online` and trading is not disabled."""
+        rows = await self._get_json("/products", None, "products")
+        try:
+            return sorted(
+                (
+                    Product(
+                        symbol=str(row["id"]),
+                        base=str(row["base_currency"]),
+                        quote=str(row["quote_currency"]),
+                        listed=row.get("status") == "online" and not row.get("trading_disabled"),
+                    )
+                    for row in rows
+                ),
+                key=lambda p: p.symbol,
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise self._failed(f"Coinbase sent an unreadable product list: {exc}") from exc
 
     async def probe(self, timeout: float) -> str | None:
         """One quick request (no retries); None when Coinbase answers, else why not."""

@@ -77,6 +77,16 @@ class Quote:
     via: Via = "direct"
 
 
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A product the source knows; `listed` when it trades there now."""
+
+    symbol: str
+    base: str
+    quote: str
+    listed: bool
+
+
 def utc_iso(ts: float | datetime) -> str:
     """ISO-8601 UTC with a `Z`, the one timestamp format of every API."""
     moment = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)

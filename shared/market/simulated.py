@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from shared.market import simulation_paths as paths
-from shared.market.models import SYMBOL_PATTERN, Candle, CandleSeries, Quote
+from shared.market.models import SYMBOL_PATTERN, Candle, CandleSeries, Product, Quote
 from shared.market.source import UnknownSymbolError
 
 Regime = Literal["TRENDING", "CHOPPY", "VOLATILE"]
@@ -31,7 +31,15 @@ _USD_PRICES = {
     "DOGE": 0.15, "LTC": 80.0, "LINK": 15.0, "AVAX": 35.0, "DOT": 7.0, "MATIC": 0.7,
     "USD": 1.0, "USDT": 1.0, "USDC": 1.0, "DAI": 1.0, "EUR": 1.08, "GBP": 1.27,
 }  # fmt: skip
-_ANNUAL_VOLS = {"BTC": 0.5, "ETH": 0.6, "SOL": 0.7}
+# Dollar stablecoins hold their peg: a hundredth of a cent or so from par a minute.
+_ANNUAL_VOLS = {"BTC": 0.5, "ETH": 0.6, "SOL": 0.7, "USDT": 0.0005, "DAI": 0.0005}
+# What the simulator lists (`GET /api/v1/symbols`): well-known dollar pairs as Coinbase
+# lists them, USDT-USD and DAI-USD among them (near par); not USDC-USD, which Coinbase
+# converts 1:1 rather than trading. It still prices any BASE-QUOTE for tests and tools.
+SIMULATED_PRODUCTS: tuple[str, ...] = (
+    "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD", "LTC-USD",
+    "LINK-USD", "AVAX-USD", "DOT-USD", "USDT-USD", "DAI-USD", "ETH-BTC",
+)  # fmt: skip
 _PATTERN = re.compile(SYMBOL_PATTERN)
 
 
@@ -86,6 +94,11 @@ class SimulatedMarket:
         """The true regimes of candle indexes `first` to `stop` (exclusive), for scoring."""
         codes = self._rows(symbol, granularity, first, stop).regime
         return [paths.REGIMES[int(code)] for code in codes]  # type: ignore[misc]
+
+    async def products(self) -> list[Product]:
+        """The fixed list `SIMULATED_PRODUCTS`, all listed."""
+        pairs = (s.split("-") for s in SIMULATED_PRODUCTS)
+        return [Product(f"{b}-{q}", b, q, listed=True) for b, q in pairs]
 
     async def aclose(self) -> None:
         """Nothing to release."""

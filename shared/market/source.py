@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from shared.errors import NotFoundError, ServiceUnavailableError
-from shared.market.models import CandleSeries, Quote, SourceName
+from shared.market.models import CandleSeries, Product, Quote, SourceName
 
 
 class UnknownSymbolError(NotFoundError):
@@ -33,6 +33,10 @@ class MarketSource(Protocol):
 
     async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
         """The last `periods` closed candles (fewer where the exchange has gaps), oldest first."""
+        ...
+
+    async def products(self) -> list[Product]:
+        """The products the source knows, each saying whether it is listed for trading."""
         ...
 
     async def aclose(self) -> None:

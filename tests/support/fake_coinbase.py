@@ -112,6 +112,7 @@ class FakeCoinbase:
         self.app = Starlette(
             routes=[
                 Route("/time", self._time),
+                Route("/products", self._products),
                 Route("/products/{product}/candles", self._candles),
                 Route("/products/{product}/ticker", self._ticker),
             ]
@@ -232,6 +233,32 @@ class FakeCoinbase:
             "rfq_volume": "0.000000",
         }
         return self._ok(request, body)
+
+    async def _products(self, request: Request) -> JSONResponse:
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        rows = [
+            {
+                "id": product,
+                "base_currency": product.split("-")[0],
+                "quote_currency": product.split("-")[1],
+                "status": "online",
+                "trading_disabled": False,
+            }
+            for product in sorted(self.products)
+        ]
+        # A product Coinbase knows but has delisted: known, not listed.
+        rows.append(
+            {
+                "id": "OLD-USD",
+                "base_currency": "OLD",
+                "quote_currency": "USD",
+                "status": "delisted",
+                "trading_disabled": True,
+            }
+        )
+        return self._ok(request, rows)
 
     async def _gate(self, request: Request, product: str | None = None) -> JSONResponse | None:
         """Count the request, then refuse it if a failure, a missing UA or the product says so."""

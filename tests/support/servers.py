@@ -30,13 +30,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "") -> None:
-    """Poll `predicate` until it is true or the deadline passes."""
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float = 15.0, interval: float = 0.02, what: str = ""
+) -> None:
+    """Poll `predicate` every `interval` seconds until it is true or the deadline passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.02)  # the poll interval of a deadline-bounded wait
+        time.sleep(interval)  # the poll interval of a deadline-bounded wait
     raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
 
 

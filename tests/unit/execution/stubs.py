@@ -19,14 +19,17 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.market.models import CandleSeries, Quote, utc_iso
+from shared.market.models import CandleSeries, Product, Quote, utc_iso
 from shared.market.source import MarketUnavailableError, UnknownSymbolError
 from tests.support.contract import ContractError, check_answer, check_request
 
 RiskRule = Callable[[dict[str, Any]], dict[str, Any] | Response]
 PRICE = 100.0
+# What the stub gateway lists for trading.
+LISTED = ("BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD", "ADA-USD", "XRP-USD")
 APPROVE = "/api/v1/approve-trade"
 PRICE_PATH = "/api/v1/price/{symbol}"
+SYMBOLS_PATH = "/api/v1/symbols"
 
 
 def approve_all(body: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +137,7 @@ class GatewayStub:
 
     prices: dict[str, tuple[float, datetime]] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
+    listed: list[str] = field(default_factory=lambda: list(LISTED))
     violations: list[str] = field(default_factory=list)
 
     def app(self) -> FastAPI:
@@ -147,6 +151,22 @@ class GatewayStub:
                 sent = json.loads(bytes(response.body))
                 status, media = response.status_code, _media_type(response)
                 check_answer("market_data", "GET", PRICE_PATH, status, media, sent)
+
+            return _checked(self.violations, check, response)
+
+        @app.get(SYMBOLS_PATH)
+        async def symbols() -> Response:
+            body = {
+                "source": "coinbase",
+                "symbols": [
+                    {"symbol": s, "base": s.split("-")[0], "quote": s.split("-")[1], "listed": True}
+                    for s in self.listed
+                ],
+            }
+            response = JSONResponse(body)
+
+            def check() -> None:
+                check_answer("market_data", "GET", SYMBOLS_PATH, 200, "application/json", body)
 
             return _checked(self.violations, check, response)
 
@@ -165,6 +185,7 @@ class GatewayStub:
     def reset(self) -> None:
         self.prices.clear()
         self.down.clear()
+        self.listed = list(LISTED)
         self.violations.clear()
 
 
@@ -183,6 +204,9 @@ class FakeSource:
 
     async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
         raise UnknownSymbolError(symbol)
+
+    async def products(self) -> list[Product]:
+        return [Product(s, s.split("-")[0], s.split("-")[1], listed=True) for s in LISTED]
 
     async def aclose(self) -> None:
         return None

@@ -72,3 +72,18 @@ async def test_a_second_reset_numbers_on(client: httpx.AsyncClient) -> None:
     first = (await client.post("/api/v1/account/reset")).json()
     second = (await client.post("/api/v1/account/reset")).json()
     assert (first["closed_account"], second["closed_account"], second["account"]) == (1, 2, 3)
+
+
+async def test_a_fill_from_before_a_reset_adds_no_point_to_the_new_account(
+    client: httpx.AsyncClient, risk: RiskStub
+) -> None:
+    """A fill made on the closed account never lands in the new account's history."""
+    from execution.history import History
+
+    await client.post("/api/v1/account/reset")
+    app = client._transport.app  # type: ignore[attr-defined]
+    history: History = app.state.history
+    stale = {"symbol": "BTC-USD", "price": 100.0, "created_at": "2020-01-01T00:00:00+00:00"}
+    assert await history.after_fills([stale]) is None
+    points = (await client.get("/api/v1/portfolio/history")).json()["points"]
+    assert [p["trigger"] for p in points] == ["reset"]

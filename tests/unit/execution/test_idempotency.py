@@ -192,3 +192,43 @@ async def test_duplicate_gives_up_with_409_after_the_wait(
     store._local.clear()  # the original runs in another process
     with pytest.raises(ConflictError):
         await store.claim("k", "fp")
+
+
+async def test_a_renewed_claim_is_not_taken_over_and_a_dead_one_is(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """While its owner renews the lease a claim is kept past `lock_seconds`; once the owner
+    is gone, a retry takes it over after one lease."""
+    waiter, clock = store_and_clock
+    waiter.wait_seconds = 5  # the fake sleep lets a second pass per poll
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+
+    async def tick(_: float) -> None:
+        await ticks.get()
+
+    owner = IdempotencyStore(
+        waiter.db, ttl=waiter.ttl, lock_seconds=60, wait_seconds=5, now=clock, sleep=tick
+    )
+    claim = await owner.claim("k", "fp")
+    assert isinstance(claim, Claim)
+    query = select(idempotency_keys.c.locked_at).where(idempotency_keys.c.key == "k")
+
+    async def locked_at() -> datetime:
+        return await waiter.db.read(lambda conn: conn.execute(query).scalar_one())
+
+    async with owner.held(claim):
+        clock.now += timedelta(seconds=50)
+        ticks.put_nowait(None)  # one renewal
+        for _ in range(500):  # a deadline-bounded poll for the renewal's write
+            if await locked_at() == clock.now:
+                break
+            await asyncio.sleep(0.01)
+        assert await locked_at() == clock.now
+        clock.now += timedelta(seconds=50)  # 100 s since the claim, 50 since the renewal
+        with pytest.raises(ConflictError):
+            await waiter.claim("k", "fp")  # still in flight: waits, then 409
+    # The owner died: no renewal, no answer, no release.
+    clock.now += timedelta(seconds=61)
+    taken = await waiter.claim("k", "fp")
+    assert isinstance(taken, Claim)
+    assert taken.owner != claim.owner

@@ -4,13 +4,22 @@ sharing one ledger without overdrawing it."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
-from tests.support.servers import ServiceProcess, ThreadServer, free_port
+from tests.support.servers import (
+    ServiceProcess,
+    ThreadServer,
+    free_port,
+    serve_in_thread,
+    wait_until,
+)
 from tests.unit.execution.stubs import GatewayStub, RiskStub
 from tests.unit.execution.test_concurrency import ledger_totals
 
@@ -120,3 +129,46 @@ async def test_two_processes_on_one_ledger_never_overdraw(
     assert filled + fees <= 10_000
     assert cash == 10_000 - filled - fees
     assert count == sum(r.json()["status"] == "FILLED" for r in responses)
+
+
+async def test_a_retry_after_a_crash_mid_request_is_answered_with_one_fill(
+    database_url: str,
+    tmp_path: Path,
+    gateway_server: tuple[GatewayStub, ThreadServer],
+) -> None:
+    """A process SIGKILLed while its keyed trade waits on Risk: a retry with the key on
+    another process is answered (the dead claim taken over within one lease, far inside
+    IDEMPOTENCY_WAIT_SECONDS, where a 60 s lock would answer 409), with exactly one fill."""
+    held = threading.Event()  # set once the first request reached Risk
+    release = threading.Event()
+    stub = RiskStub()
+    app = stub.app()
+
+    @app.middleware("http")
+    async def hold_the_first(request: Any, call_next: Any) -> Any:
+        if not held.is_set():
+            held.set()
+            await asyncio.to_thread(release.wait)  # its caller is killed meanwhile
+        return await call_next(request)
+
+    with serve_in_thread(app) as risk_server:
+        make = factory(database_url, tmp_path, (stub, risk_server), gateway_server)
+        first, second = make(), make()
+        for process in (first, second):
+            process.env["IDEMPOTENCY_WAIT_SECONDS"] = "10"
+        headers = {"Idempotency-Key": "crash-1"}
+        body = {"symbol": "BTC-USD", "side": "buy", "amount": 100}
+        async with started(first, second), httpx.AsyncClient(timeout=30) as client:
+            doomed = asyncio.create_task(
+                client.post(f"{first.url}/api/v1/trade", json=body, headers=headers)
+            )
+            await asyncio.to_thread(wait_until, held.is_set, what="the first trade at Risk")
+            first.kill()
+            with pytest.raises(httpx.TransportError):
+                await doomed
+            retry = await client.post(f"{second.url}/api/v1/trade", json=body, headers=headers)
+            release.set()
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["status"] == "FILLED"
+    _, _, _, count = await ledger_totals(database_url)
+    assert count == 1

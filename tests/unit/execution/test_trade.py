@@ -10,7 +10,7 @@ import pytest
 from fastapi.responses import JSONResponse
 
 from tests.unit.execution.conftest import StartApp
-from tests.unit.execution.stubs import PRICE, RiskStub, approve_all, problem
+from tests.unit.execution.stubs import PRICE, GatewayStub, RiskStub, approve_all, problem
 
 
 async def buy(client: httpx.AsyncClient, amount: float, **headers: str) -> httpx.Response:
@@ -208,3 +208,33 @@ async def test_an_answer_from_risk_that_is_not_an_object_fills_nothing(
     assert (order["status"], order["filled_amount"]) == ("REJECTED", 0)
     assert order["reason"] == "Risk answered something other than an object"
     assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
+
+
+async def test_unlisted_symbol_is_422_before_risk(
+    client: httpx.AsyncClient, risk: RiskStub, gateway: GatewayStub
+) -> None:
+    """A symbol the source does not list (ZZZZ-USD, USD-USD, 00-USD) is a 422; Risk is
+    never asked and nothing is recorded."""
+    for symbol in ("ZZZZ-USD", "USD-USD", "00-USD", "USDC-USD"):
+        response = await client.post(
+            "/api/v1/trade", json={"symbol": symbol, "side": "buy", "amount": 100}
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "symbol"
+        assert symbol in response.json()["detail"]
+    assert risk.requests == []
+    assert (await client.get("/api/v1/orders")).json()["orders"] == []
+    ok = await client.post("/api/v1/trade", json={"symbol": "ETH-USD", "side": "buy", "amount": 1})
+    assert ok.status_code == 201
+
+
+async def test_symbol_list_falls_back_to_the_source(
+    start: StartApp, risk: RiskStub, dead_url: str
+) -> None:
+    """With the gateway down the source's own list decides (ZZZZ-USD is not on it)."""
+    async with start(market_data_url=dead_url) as client:
+        refused = await client.post(
+            "/api/v1/trade", json={"symbol": "ZZZZ-USD", "side": "buy", "amount": 100}
+        )
+        assert refused.status_code == 422
+        assert risk.requests == []

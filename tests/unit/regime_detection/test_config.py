@@ -109,6 +109,13 @@ def test_configured_thresholds_change_the_call() -> None:
     assert decide(stormy, Thresholds.from_settings(lenient)).regime == "TRENDING"
 
 
+def test_a_replay_shorter_than_a_confirmation_is_refused() -> None:
+    """REPLAY_CANDLES below CONFIRM_CANDLES could never confirm a change: a start-up error."""
+    with pytest.raises(ValueError, match="REPLAY_CANDLES"):
+        Settings(confirm_candles=5, replay_candles=4)
+    assert Settings(confirm_candles=5, replay_candles=5).replay_candles == 5
+
+
 def test_configured_confirmation_changes_the_answer() -> None:
     """CONFIRM_CANDLES=1 follows the newest candle; the shipped 3 holds through two."""
     trend: list[Regime] = ["TRENDING"] * 8

@@ -13,7 +13,7 @@ from risk_management.service import RiskService
 
 from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
-from shared.market.models import CandleSeries, Quote, SourceName
+from shared.market.models import CandleSeries, Product, Quote, SourceName
 from shared.market.source import MarketUnavailableError
 from shared.transport import make_http_client
 from tests.support.servers import free_port
@@ -43,6 +43,9 @@ class FlakyExchange:
         if symbol in self.no_candles:
             raise MarketUnavailableError("simulated", f"no candles for {symbol}")
         return await self.market.candles(symbol, granularity, periods)
+
+    async def products(self) -> list[Product]:
+        return await self.market.products()
 
     async def aclose(self) -> None:
         """Nothing to release."""

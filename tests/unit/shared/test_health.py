@@ -163,3 +163,15 @@ async def test_breaker_in_health_endpoint() -> None:
     status, body = await health_of(Dependency("risk_management", breaker_check(breaker)))
     assert (status, body["status"]) == (200, "degraded")
     assert body["details"]["risk_management"]["breaker"] == "OPEN"
+
+
+async def test_livez_answers_while_health_is_unhealthy() -> None:
+    """Liveness checks nothing: 200 alive even when a critical dependency is down."""
+    sick = [Dependency("db", fixed("unhealthy"), critical=True)]
+    app = FastAPI()
+    app.include_router(health_router(lambda: sick, version="9"))
+    async with client_of(app) as client:
+        live = await client.get("/livez")
+        ready = await client.get("/health")
+    assert (live.status_code, live.json()) == (200, {"status": "alive"})
+    assert ready.status_code == 503

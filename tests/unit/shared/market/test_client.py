@@ -13,7 +13,7 @@ from market_data_gateway.config import Settings
 from shared.client import RetryPolicy, ServiceClient
 from shared.market.client import MarketDataClient
 from shared.market.coinbase import CoinbaseSource
-from shared.market.models import CandleSeries, Quote
+from shared.market.models import CandleSeries, Product, Quote
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import UnknownSymbolError
 from shared.transport import make_http_client
@@ -36,6 +36,9 @@ class Untouchable:
         raise AssertionError("the direct source was used")
 
     async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
+        raise AssertionError("the direct source was used")
+
+    async def products(self) -> list[Product]:
         raise AssertionError("the direct source was used")
 
     async def aclose(self) -> None:
