@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration check compose-check k8s-check bench lock clean screenshot
+.PHONY: install run test test-unit test-integration check compose-check k8s-check bench mutate lock clean screenshot
 
 install: $(STAMP)
 
@@ -75,10 +75,15 @@ k8s-check:
 bench: install
 	$(BIN)/python -m bench $(ARGS)
 
+# Mutation testing (mutmut) of the money path, niced; `make mutate GROUPS="risk shared"`
+# for a part. Slow: see the README for the run time. Not part of `make test` or CI.
+mutate: install
+	nice -n 19 $(BIN)/python scripts/mutate.py $(GROUPS)
+
 # Re-resolve the pinned versions after changing dependencies in pyproject.toml.
 lock:
 	uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock
 	uv pip compile pyproject.toml -p 3.11 -o requirements-runtime.lock
 
 clean:
-	rm -rf $(VENV) $(COMPOSE_VENV) $(K8S_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(COMPOSE_VENV) $(K8S_VENV) .mypy_cache .ruff_cache .pytest_cache .mutate

@@ -86,6 +86,10 @@ def _reset(conn: Connection, *, starting_cash: Decimal, now: datetime) -> ResetA
             starting_cash=starting_cash,
             created_at=now,
             updated_at=now,
+            # The protections measure the new account from its own start.
+            day_start=None,
+            day_start_equity=None,
+            peak_equity=None,
         )
     )
     conn.execute(delete(positions))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 from fastapi import FastAPI
@@ -26,6 +28,8 @@ from execution.metrics import LEDGER_WRITE_BUCKETS, ExecutionFamilies
 from execution.migrate import migrate
 from execution.orders import OrderBook
 from execution.portfolio import PortfolioValuer
+from execution.protections import ProtectionLimits, Protections
+from execution.ratelimit import OrderRateLimiter
 from execution.routes import router
 from execution.schemas import TradingStateOut, order_fields
 from execution.service import TradeService
@@ -100,6 +104,12 @@ def create_app(
                     "trading_state", TradingStateOut.of(change).model_dump()
                 ),
             )
+            app.state.order_rate = OrderRateLimiter(settings.max_orders_per_minute)
+            limits = ProtectionLimits(
+                daily_loss_share=settings.max_daily_loss_share,
+                drawdown_share=settings.max_drawdown_share,
+            )
+            app.state.protections = Protections(db, limits)
             app.state.trades = TradeService(
                 ledger=app.state.ledger,
                 keys=keys,
@@ -110,6 +120,7 @@ def create_app(
                     min_order_amount=settings.min_order_amount,
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
+                protections=limits,
                 on_order=lambda order: bus.publish("order", order_fields(order)),
                 symbols=SymbolList(wiring.market, ttl=settings.symbols_ttl_seconds),
             )
@@ -128,6 +139,13 @@ def create_app(
             metrics.sources = [families]
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
+            guard = asyncio.create_task(
+                app.state.protections.run(
+                    functools.partial(_equity, app.state.ledger, app.state.valuer),
+                    settings.protection_check_seconds,
+                )
+            )
+            stack.callback(guard.cancel)
             # Subscribed before the first request, so no fill goes unrecorded.
             fills = stack.enter_context(bus.subscribe())
             recorder = asyncio.create_task(
@@ -161,6 +179,14 @@ def create_app(
     )
     app.mount("/console", console.console_assets(), name="console")
     return app
+
+
+async def _equity(ledger: Ledger, valuer: PortfolioValuer) -> Decimal | None:
+    """Equity at the portfolio's prices; None while a position has no price at all."""
+    portfolio = await valuer.value(await ledger.holdings())
+    if any(p.market_value is None for p in portfolio.positions):
+        return None
+    return Decimal(str(portfolio.equity))
 
 
 async def _purge_keys(keys: IdempotencyStore) -> None:

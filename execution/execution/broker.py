@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
+from execution.protections import Marks
 from shared.trading import TradingState
 
 Side = Literal["buy", "sell"]
@@ -55,6 +56,8 @@ class Books:
     trading_reason: str = ""
     # Every position as locked, the traded one included: (quantity, cost basis) by symbol.
     held: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    # The protections' reference points on the account row.
+    marks: Marks = field(default_factory=Marks)
 
 
 def execution_price(side: Side, price: Decimal, slippage_bps: Decimal) -> Decimal:

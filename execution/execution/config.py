@@ -57,3 +57,13 @@ class Settings(MarketSettings):
     portfolio_history_seconds: float = Field(default=60.0, ge=0)
     # A quote older than this is marked stale in the portfolio.
     price_stale_seconds: float = Field(default=60.0, gt=0)
+
+    # Protections. Trade attempts per caller per minute (past it: 429, nothing written);
+    # the default is beyond any person and the benchmark.
+    max_orders_per_minute: int = Field(default=6000, ge=1)
+    # HALTED by itself when equity falls this share below its value at the start of the
+    # UTC day (daily_loss), or below its peak since trading last resumed (drawdown).
+    max_daily_loss_share: Decimal = Field(default=Decimal("0.05"), gt=0, le=1)
+    max_drawdown_share: Decimal = Field(default=Decimal("0.15"), gt=0, le=1)
+    # Equity is measured at every fill and on this timer (the portfolio's prices).
+    protection_check_seconds: float = Field(default=30.0, gt=0)

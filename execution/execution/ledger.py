@@ -22,12 +22,15 @@ from execution.broker import Books, Fill, Refusal, Side, apply_fill
 from execution.db import Database
 from execution.models import accounts, positions
 from execution.orders import OrderRecord, order_params
+from execution.protections import marks_of
 from execution.statements import ACCOUNT_ROW, params, run
 from shared.trading import TradingState
 
 # Runs inside the order's transaction, after the order row is written.
 Seal = Callable[[Connection, OrderRecord], None]
 Planner = Callable[[Books], Fill | Refusal]
+# Runs inside a fill's transaction, after its writes: the books before and after it.
+AfterFill = Callable[[Connection, Books, Books], None]
 _ZERO = Decimal(0)
 
 
@@ -66,10 +69,15 @@ class Ledger:
         return await self.db.write(functools.partial(_record, order=order, seal=seal))
 
     async def fill(
-        self, draft: OrderRecord, plan: Planner, seal: Seal | None = None
+        self,
+        draft: OrderRecord,
+        plan: Planner,
+        seal: Seal | None = None,
+        after_fill: AfterFill | None = None,
     ) -> OrderRecord:
         """Plan `draft`'s fill against the locked books and write it, or write the refusal."""
-        return await self.db.write(functools.partial(_fill, draft=draft, plan=plan, seal=seal))
+        body = functools.partial(_fill, draft=draft, plan=plan, seal=seal, after_fill=after_fill)
+        return await self.db.write(body)
 
 
 def _holdings(conn: Connection) -> Holdings:
@@ -77,7 +85,8 @@ def _holdings(conn: Connection) -> Holdings:
     # starting cash and the account's realised P&L in those places.
     account: tuple[Decimal, Decimal, Decimal, str, str] | None = None
     held = {}
-    for symbol, quantity, cost_basis, realized_pnl, state, why in run(conn, statements.HOLDINGS):
+    for row in run(conn, statements.HOLDINGS):
+        symbol, quantity, cost_basis, realized_pnl, state, why = row[:6]
         if symbol == ACCOUNT_ROW:
             account = (Decimal(quantity), Decimal(cost_basis), Decimal(realized_pnl), state, why)
         else:
@@ -107,7 +116,14 @@ def _record(conn: Connection, *, order: OrderRecord, seal: Seal | None) -> Order
     return order
 
 
-def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | None) -> OrderRecord:
+def _fill(
+    conn: Connection,
+    *,
+    draft: OrderRecord,
+    plan: Planner,
+    seal: Seal | None,
+    after_fill: AfterFill | None,
+) -> OrderRecord:
     books, held = _locked_books(conn, draft.symbol)
     outcome = plan(books)
     if isinstance(outcome, Refusal):
@@ -148,6 +164,8 @@ def _fill(conn: Connection, *, draft: OrderRecord, plan: Planner, seal: Seal | N
         run(conn, statements.INSERT_ORDER, values)
     if seal is not None:
         seal(conn, order)
+    if after_fill is not None:
+        after_fill(conn, books, after)
     return order
 
 
@@ -155,7 +173,7 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
     """The account and every position read under the account's write lock; and whether
     `symbol`'s position row exists."""
     if conn.dialect.name == "postgresql":
-        ((cash, realized_pnl, state, why),) = run(conn, statements.LOCK_ACCOUNT)
+        ((cash, realized_pnl, state, why, *marks),) = run(conn, statements.LOCK_ACCOUNT)
         # Read after the lock is held: on PostgreSQL a statement that waited for the lock
         # would still see the positions as of its start (READ COMMITTED re-reads only the
         # locked row), so they must come from a later statement.
@@ -163,7 +181,7 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
     else:
         # BEGIN IMMEDIATE took the database's write lock: one statement reads it all.
         rows = run(conn, statements.BOOKS)
-        _, cash, _, realized_pnl, state, why = next(r for r in rows if r[0] == ACCOUNT_ROW)
+        _, cash, _, realized_pnl, state, why, *marks = next(r for r in rows if r[0] == ACCOUNT_ROW)
         rows = [row for row in rows if row[0] != ACCOUNT_ROW]
     held = {row[0]: (Decimal(row[1]), Decimal(row[2])) for row in rows}
     position = next((row for row in rows if row[0] == symbol), None)
@@ -178,5 +196,6 @@ def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
         trading_state=TradingState(state),
         trading_reason=why,
         held=held,
+        marks=marks_of(*marks),
     )
     return books, symbol in held

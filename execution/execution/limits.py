@@ -98,8 +98,9 @@ def room_at_fill(
     return Decimal(repr(max(bound, 0.0))).quantize(CENT, ROUND_FLOOR), binding
 
 
-def limited_reason(binding: str, room: Decimal, limits: DecidedLimits) -> str:
-    """Why a buy was cut at the fill: the books changed since Risk decided."""
+def limited_reason(binding: str, room: Decimal, limits: DecidedLimits, *, changed: bool) -> str:
+    """Why a buy was cut at the fill: the books changed since Risk decided, or (on the
+    same books) the fill price and the fee leave less room than Risk's quote did."""
     match binding:
         case "position_limit":
             what = f"the position cap of {limits.cap_share * 100:g}% of equity"
@@ -107,7 +108,8 @@ def limited_reason(binding: str, room: Decimal, limits: DecidedLimits) -> str:
             what = f"the VaR limit of {limits.var_limit_share * 100:g}% of equity"
         case _:
             what = f"the cash left after a {limits.buy_fee_rate:.2%} fee reserve"
-    return (
-        f"re-checked at fill against the books as they are now (other trades filled "
-        f"since Risk decided): {what} leaves room for {room}"
-    )
+    if changed:
+        why = "against the books as they are now (other trades filled since Risk decided)"
+    else:
+        why = "at the fill price, after the fee (Risk valued the trade at the quote)"
+    return f"re-checked at fill {why}: {what} leaves room for {room}"

@@ -18,6 +18,7 @@ from execution.history import History
 from execution.ledger import Ledger
 from execution.orders import OrderBook, OrderFilter
 from execution.portfolio import PortfolioValuer
+from execution.ratelimit import OrderRateLimiter
 from execution.schemas import (
     Order,
     OrderList,
@@ -114,6 +115,7 @@ IdempotencyKey = Annotated[
             "description": "The trading state refuses the trade (recorded as REJECTED), "
             "or the same Idempotency-Key is still in flight"
         },
+        429: {"description": "Over MAX_ORDERS_PER_MINUTE: nothing done; see Retry-After"},
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
 )
@@ -121,6 +123,9 @@ async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Res
     """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""
     # The hot path: the body read by `read_body`, the service straight from the app's
     # state rather than through `Depends` (see `shared.bodies`).
+    # First: a caller over MAX_ORDERS_PER_MINUTE gets a 429 before anything is read or written.
+    limiter: OrderRateLimiter = request.app.state.order_rate
+    limiter.admit(request.client.host if request.client else "unknown")
     body = await read_body(request, TradeRequest)
     trades: TradeService = request.app.state.trades
     answer = await trades.trade(body, idempotency_key)

@@ -32,7 +32,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
 from execution.migrate import ACCOUNT_ID
-from execution.models import accounts, idempotency_keys, orders, positions
+from execution.models import Money, accounts, idempotency_keys, orders, positions
 
 # The account's row in the books queries; symbols match BASE-QUOTE, so never this.
 ACCOUNT_ROW = "$account"
@@ -57,6 +57,9 @@ def _account_row() -> Any:
         accounts.c.realized_pnl,
         accounts.c.trading_state,
         accounts.c.trading_reason,
+        accounts.c.day_start,
+        accounts.c.day_start_equity,
+        accounts.c.peak_equity,
     ).where(accounts.c.id == ACCOUNT_ID)
 
 
@@ -66,8 +69,15 @@ _POSITION_COLUMNS = (
     positions.c.cost_basis,
     positions.c.realized_pnl,
 )
-# The account row's trading state and reason have no counterpart on a position's row.
-_NO_STATE = (null().cast(String(16)), null().cast(Text))
+# The account row's trading state, its reason and the protections' marks have no
+# counterpart on a position's row.
+_NO_STATE = (
+    null().cast(String(16)),
+    null().cast(Text),
+    null().cast(String(10)),
+    null().cast(Money),
+    null().cast(Money),
+)
 
 # The account and every position in one statement: one snapshot even in autocommit.
 HOLDINGS = union_all(_account_row(), select(*_POSITION_COLUMNS, *_NO_STATE))
@@ -82,6 +92,9 @@ LOCK_ACCOUNT = (
         accounts.c.realized_pnl,
         accounts.c.trading_state,
         accounts.c.trading_reason,
+        accounts.c.day_start,
+        accounts.c.day_start_equity,
+        accounts.c.peak_equity,
     )
     .where(accounts.c.id == ACCOUNT_ID)
     .with_for_update()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from market_data_gateway.schemas import (
     PROBLEMS,
     CandleWidth,
+    OHLCVManyOut,
     OHLCVOut,
     PriceOut,
     PricesOut,
@@ -81,29 +82,44 @@ def parse_symbols(text: str) -> list[str]:
     return symbols
 
 
+SymbolsQuery = Annotated[
+    str,
+    Query(
+        max_length=2000,
+        description=f"Comma-separated product ids, at most {MAX_BATCH_SYMBOLS}",
+        examples=["BTC-USD,ETH-USD"],
+    ),
+]
+PeriodsQuery = Annotated[
+    int, Query(ge=1, le=MAX_CANDLES, description="How many closed candles, at most")
+]
+
+
 @router.get("/prices", response_model=PricesOut, responses=PROBLEMS)
-async def prices(
-    service: ServiceDep,
-    symbols: Annotated[
-        str,
-        Query(
-            max_length=2000,
-            description=f"Comma-separated product ids, at most {MAX_BATCH_SYMBOLS}",
-            examples=["BTC-USD,ETH-USD"],
-        ),
-    ],
-) -> Response:
+async def prices(symbols: SymbolsQuery, request: Request) -> Response:
     """The latest prices of several symbols, each cached like the single price."""
+    # On Risk's hot path, like the single price: the service from the app's state.
+    service: GatewayService = request.app.state.service
     return Response(await service.prices(parse_symbols(symbols)), media_type=JSON)
+
+
+@router.get("/ohlcv", response_model=OHLCVManyOut, responses=PROBLEMS)
+async def ohlcv_many(
+    symbols: SymbolsQuery,
+    service: ServiceDep,
+    periods: PeriodsQuery = 60,
+    granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
+) -> Response:
+    """Several symbols' last `periods` closed candles, each cached like the single read."""
+    body = await service.ohlcv_many(parse_symbols(symbols), int(granularity), periods)
+    return Response(body, media_type=JSON)
 
 
 @router.get("/ohlcv/{symbol}", response_model=OHLCVOut, responses=PROBLEMS)
 async def ohlcv(
     symbol: SymbolPath,
     service: ServiceDep,
-    periods: Annotated[
-        int, Query(ge=1, le=MAX_CANDLES, description="How many closed candles, at most")
-    ] = 60,
+    periods: PeriodsQuery = 60,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
 ) -> Response:
     """The last `periods` closed candles, oldest first; gaps (no trades) are not filled in."""

@@ -115,6 +115,13 @@ class OHLCVOut(BaseModel):
     data: list[CandleOut]
 
 
+class OHLCVManyOut(BaseModel):
+    """Several symbols' candles at once; a symbol that could not be read is in `errors`."""
+
+    series: dict[str, OHLCVOut]
+    errors: dict[str, PriceProblem]
+
+
 class RegimeOut(BaseModel):
     """The simulator's true regime for the candle containing `at`."""
 

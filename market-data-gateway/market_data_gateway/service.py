@@ -116,22 +116,11 @@ class GatewayService:
     async def prices(self, symbols: Sequence[str]) -> bytes:
         """Several prices in one answer, each read (and cached) as `price` reads it; a
         symbol that cannot be priced is named in `errors` instead of failing the others."""
-        unique = list(dict.fromkeys(symbols))
-        answers = await asyncio.gather(*(self.price(s) for s in unique), return_exceptions=True)
-        found: dict[str, orjson.Fragment] = {}
-        errors: dict[str, dict[str, Any]] = {}
-        for symbol, answer in zip(unique, answers, strict=True):
-            if isinstance(answer, bytes):
-                found[symbol] = orjson.Fragment(answer)
-            elif isinstance(answer, DomainError):
-                errors[symbol] = {"status": answer.status, "detail": answer.detail}
-            else:
-                raise answer
-        if not found and any(e["status"] == 503 for e in errors.values()):
-            # Nothing at all could be had: an outage, said as the single price says it.
-            detail = "; ".join(f"{s}: {e['detail']}" for s, e in errors.items())
-            raise MarketUnavailableError("market_source", detail)
-        return orjson.dumps({"prices": found, "errors": errors})
+        return await _batch("prices", symbols, self.price)
+
+    async def ohlcv_many(self, symbols: Sequence[str], granularity: int, periods: int) -> bytes:
+        """Several symbols' candles in one answer, each read (and cached) as `ohlcv` does."""
+        return await _batch("series", symbols, lambda s: self.ohlcv(s, granularity, periods))
 
     async def ohlcv(self, symbol: str, granularity: int, periods: int) -> bytes:
         """The candles answer; cached until the forming candle closes."""
@@ -263,3 +252,26 @@ class GatewayService:
             ttl = min(ttl, self.incomplete_ttl)
         await self.cache.set(key, body, ttl)
         return body, result
+
+
+async def _batch(
+    member: str, symbols: Sequence[str], read: Callable[[str], Awaitable[bytes]]
+) -> bytes:
+    """`{member: {symbol: answer}, "errors": {symbol: {status, detail}}}` of one read per
+    distinct symbol, run concurrently; a 503 when nothing could be had at all."""
+    unique = list(dict.fromkeys(symbols))
+    answers = await asyncio.gather(*(read(s) for s in unique), return_exceptions=True)
+    found: dict[str, orjson.Fragment] = {}
+    errors: dict[str, dict[str, Any]] = {}
+    for symbol, answer in zip(unique, answers, strict=True):
+        if isinstance(answer, bytes):
+            found[symbol] = orjson.Fragment(answer)
+        elif isinstance(answer, DomainError):
+            errors[symbol] = {"status": answer.status, "detail": answer.detail}
+        else:
+            raise answer
+    if not found and any(e["status"] == 503 for e in errors.values()):
+        # Nothing at all could be had: an outage, said as the single read says it.
+        detail = "; ".join(f"{s}: {e['detail']}" for s, e in errors.items())
+        raise MarketUnavailableError("market_source", detail)
+    return orjson.dumps({member: found, "errors": errors})

@@ -28,6 +28,8 @@ class Settings(MarketSettings):
     # Cash kept back per dollar bought for the execution fee (Coinbase's 0.6% taker tier).
     buy_fee_rate: float = Field(default=0.006, ge=0, lt=0.1)
     min_order_usd: float = Field(default=10.0, gt=0)
+    # No single order (buy or sell) above this notional, whatever the other limits allow.
+    max_order_usd: float = Field(default=100_000.0, gt=0)
 
     # Volatility: the regime service's per-candle volatility at this granularity, or the
     # same computed from this many candles when it is down; both scaled to one day.
@@ -66,4 +68,5 @@ class Settings(MarketSettings):
             var_confidence=self.var_confidence,
             buy_fee_rate=self.buy_fee_rate,
             min_order_usd=self.min_order_usd,
+            max_order_usd=self.max_order_usd,
         )

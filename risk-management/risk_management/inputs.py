@@ -18,7 +18,7 @@ from risk_management.limits import Regime
 from shared.client import ServiceClient
 from shared.errors import DomainError
 from shared.market.client import MarketDataClient
-from shared.market.models import Quote
+from shared.market.models import CandleSeries, Quote
 from shared.market.source import UnknownSymbolError
 from shared.var import candle_volatility, daily_volatility
 
@@ -51,17 +51,25 @@ class _RegimeAnswer(BaseModel):
     indicators: dict[str, float | None] | None = None
 
 
-async def read_price(market: MarketDataClient, symbol: str) -> PriceReading:
-    """The latest price, through the gateway or the direct source."""
+async def read_prices(market: MarketDataClient, symbols: list[str]) -> dict[str, PriceReading]:
+    """The latest price of every symbol in one read (the gateway's batch), each a reading."""
     try:
-        quote = await market.price(symbol)
-    except UnknownSymbolError as exc:
-        return PriceReading(None, exc.detail, unknown_symbol=True)
+        found = await market.prices(symbols)
     except DomainError as exc:
-        return PriceReading(None, exc.detail)
+        return {s: PriceReading(None, exc.detail) for s in symbols}
     except Exception as exc:  # a malformed answer must refuse the trade, not fail the call
-        log.exception("reading the price of %s failed", symbol)
-        return PriceReading(None, type(exc).__name__)
+        log.exception("reading the prices of %s failed", ", ".join(symbols))
+        return {s: PriceReading(None, type(exc).__name__) for s in symbols}
+    return {s: _reading(found.get(s)) for s in symbols}
+
+
+def _reading(quote: Quote | DomainError | None) -> PriceReading:
+    if quote is None:
+        return PriceReading(None, "no answer")
+    if isinstance(quote, UnknownSymbolError):
+        return PriceReading(None, quote.detail, unknown_symbol=True)
+    if isinstance(quote, DomainError):
+        return PriceReading(None, quote.detail)
     if not math.isfinite(quote.price) or quote.price <= 0:
         return PriceReading(None, f"unusable price {quote.price!r}")
     return PriceReading(quote)
@@ -87,17 +95,26 @@ async def read_regime(client: ServiceClient, symbol: str, granularity: int) -> R
     return RegimeReading(Regime.parse(answer.regime), answer.confidence, sigma)
 
 
-async def read_volatility(
-    market: MarketDataClient, symbol: str, granularity: int, periods: int
-) -> float | None:
-    """Daily volatility from the last `periods` candles; None when they cannot be had."""
+async def read_volatilities(
+    market: MarketDataClient, symbols: list[str], granularity: int, periods: int
+) -> dict[str, float | None]:
+    """Daily volatility of each symbol from its last `periods` candles, in one read (the
+    gateway's batch); None for a symbol whose candles cannot be had."""
     try:
-        series = await market.candles(symbol, granularity, periods)
+        found = await market.candles_many(symbols, granularity, periods)
     except DomainError as exc:
-        log.warning("no candles for %s: %s", symbol, exc.detail)
-        return None
+        log.warning("no candles for %s: %s", ", ".join(symbols), exc.detail)
+        return dict.fromkeys(symbols)
     except Exception:
-        log.exception("reading candles of %s failed", symbol)
-        return None
-    per_candle = candle_volatility([c.close for c in series.candles])
-    return None if per_candle is None else daily_volatility(per_candle, granularity)
+        log.exception("reading candles of %s failed", ", ".join(symbols))
+        return dict.fromkeys(symbols)
+    sigmas: dict[str, float | None] = {}
+    for symbol in symbols:
+        series = found.get(symbol)
+        if not isinstance(series, CandleSeries):
+            log.warning("no candles for %s: %s", symbol, getattr(series, "detail", "no answer"))
+            sigmas[symbol] = None
+            continue
+        per_candle = candle_volatility([c.close for c in series.candles])
+        sigmas[symbol] = None if per_candle is None else daily_volatility(per_candle, granularity)
+    return sigmas

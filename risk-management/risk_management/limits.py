@@ -46,6 +46,7 @@ class Limits:
     var_confidence: float = 0.95
     buy_fee_rate: float = 0.006
     min_order_usd: float = 10.0
+    max_order_usd: float = 100_000.0
 
     def multiplier(self, regime: Regime) -> float:
         return self.regime_multipliers[regime]

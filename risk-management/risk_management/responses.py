@@ -50,6 +50,7 @@ def priced_response(
             var_limit_share=limits.var_limit_share,
             var_confidence=limits.var_confidence,
             min_order_usd=limits.min_order_usd,
+            max_order_usd=limits.max_order_usd,
             buy_fee_rate=limits.buy_fee_rate,
         ),
         valuation={

@@ -70,6 +70,7 @@ class AppliedLimits(BaseModel):
     var_limit_share: float
     var_confidence: float
     min_order_usd: float
+    max_order_usd: float
     buy_fee_rate: float
 
 
@@ -110,8 +111,8 @@ class ApproveTradeResponse(BaseModel):
     max_amount: float = Field(description="USD notional allowed now; 0 when not approved")
     reason: str = Field(description="The binding constraint in plain words, and any fallback")
     binding_constraint: str = Field(
-        description="none, cash, holdings, var_limit, position_limit, regime, minimum_order, "
-        "no_price or unpriced_holding"
+        description="none, cash, holdings, var_limit, position_limit, regime, max_order, "
+        "minimum_order, no_price or unpriced_holding"
     )
     risk_metrics: RiskMetrics | None = Field(description="Absent when the trade was not priced")
     regime: str

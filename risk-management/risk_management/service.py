@@ -17,9 +17,9 @@ from risk_management.inputs import (
     PriceReading,
     RegimeReading,
     VolatilitySource,
-    read_price,
+    read_prices,
     read_regime,
-    read_volatility,
+    read_volatilities,
 )
 from risk_management.limits import Holding, Portfolio, Regime, TradeRequest
 from risk_management.responses import priced_response, refused_response
@@ -54,16 +54,20 @@ class RiskService:
         positions = request.current_portfolio.positions
         others = sorted(s for s, q in positions.items() if q > 0 and s != symbol)
         timed_out = PriceReading(None, "timed out")
-        # One wait with the decision's deadline for every reading (no timer per reading,
-        # no tasks for held symbols when there are none).
-        price, regime, *held = await _all_within(
+        # One wait with the decision's deadline for every reading, and one batch read each
+        # for the prices and the held symbols' candles: the upstream calls do not grow
+        # with the number of held symbols.
+        # (No task for the held symbols' candles when there are none.)
+        prices, regime, *held = await _all_within(
             deadline,
-            (read_price(self.market, symbol), timed_out),
+            (read_prices(self.market, [symbol, *others]), {}),
             (self._read_regime(symbol), _regime_timeout()),
-            *((read_price(self.market, s), timed_out) for s in others),
-            *((self._read_volatility(s), None) for s in others),
+            *([(self._read_volatilities(others), {})] if others else []),
         )
-        other_prices, other_sigmas = held[: len(others)], held[len(others) :]
+        held_sigmas: dict[str, float | None] = held[0] if held else {}
+        price = prices.get(symbol, timed_out)
+        other_prices = [prices.get(s, timed_out) for s in others]
+        other_sigmas = [held_sigmas.get(s) for s in others]
         notes = [] if regime.problem is None else [_regime_note(regime.problem)]
         if price.quote is None:
             reason = no_price(symbol, price.problem or "no answer")
@@ -78,7 +82,8 @@ class RiskService:
         sigma = regime.sigma_daily
         sigma_source: VolatilitySource = "regime"
         if sigma is None:
-            (sigma,) = await _all_within(deadline, (self._read_volatility(symbol), None))
+            (sigmas,) = await _all_within(deadline, (self._read_volatilities([symbol]), {}))
+            sigma = sigmas.get(symbol)
             sigma_source = "candles"
         sigma, sigma_source = self._or_default(symbol, sigma, sigma_source, notes)
         holdings = {symbol: Holding(positions.get(symbol, 0.0), price.quote.price, sigma)}
@@ -97,10 +102,12 @@ class RiskService:
     async def _read_regime(self, symbol: str) -> RegimeReading:
         return await read_regime(self.regime, symbol, self.settings.volatility_granularity)
 
-    async def _read_volatility(self, symbol: str) -> float | None:
+    async def _read_volatilities(self, symbols: list[str]) -> dict[str, float | None]:
+        if not symbols:
+            return {}
         granularity = self.settings.volatility_granularity
-        return await read_volatility(
-            self.market, symbol, granularity, self.settings.volatility_periods
+        return await read_volatilities(
+            self.market, symbols, granularity, self.settings.volatility_periods
         )
 
     def _or_default(

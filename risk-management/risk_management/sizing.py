@@ -5,8 +5,9 @@ A buy of `x` USD is bounded by, in the order ties are named:
   var_limit       z * sigma_t * (held_t + x) + VaR(others) <= var_limit_share * equity
   position_limit  (held_t + x) / equity <= max_position_share * regime multiplier
   regime          x <= amount * regime multiplier
-A sell is bounded only by what is held (spot, no shorting): selling reduces exposure,
-so the VaR, position and regime limits never block it.
+  max_order       x <= max_order_usd
+A sell is bounded only by what is held (spot, no shorting) and the largest order:
+selling reduces exposure, so the VaR, position and regime limits never block it.
 
 A trade moves value between cash and the position at the quoted price, so equity is the
 same before and after it; fees only reserve cash. Amounts below the request are rounded
@@ -33,6 +34,7 @@ class Constraint(enum.StrEnum):
     VAR_LIMIT = "var_limit"
     POSITION_LIMIT = "position_limit"
     REGIME = "regime"
+    MAX_ORDER = "max_order"
     MINIMUM_ORDER = "minimum_order"
     NO_PRICE = "no_price"
     UNPRICED_HOLDING = "unpriced_holding"
@@ -72,12 +74,18 @@ def buy_bounds(
         Constraint.VAR_LIMIT: room.var_limit,
         Constraint.POSITION_LIMIT: room.position_limit,
         Constraint.REGIME: request.amount * multiplier,
+        Constraint.MAX_ORDER: limits.max_order_usd,
     }
 
 
-def sell_bounds(request: TradeRequest, portfolio: Portfolio) -> dict[Constraint, float]:
-    """The largest sell (USD) allowed: the value of what is held."""
-    return {Constraint.HOLDINGS: portfolio.holdings[request.symbol].value}
+def sell_bounds(
+    request: TradeRequest, portfolio: Portfolio, limits: Limits
+) -> dict[Constraint, float]:
+    """The largest sell (USD) allowed: the value of what is held, within the largest order."""
+    return {
+        Constraint.HOLDINGS: portfolio.holdings[request.symbol].value,
+        Constraint.MAX_ORDER: limits.max_order_usd,
+    }
 
 
 def size_trade(
@@ -87,7 +95,7 @@ def size_trade(
     if request.side == "buy":
         bounds = buy_bounds(request, portfolio, regime, limits)
     else:
-        bounds = sell_bounds(request, portfolio)
+        bounds = sell_bounds(request, portfolio, limits)
     binding, bound = min(bounds.items(), key=lambda item: item[1])  # first wins a tie
     if bound >= request.amount:
         binding, size = Constraint.NONE, request.amount
@@ -169,6 +177,8 @@ def describe(
                 f"Position limit: {request.symbol} capped at {cap * 100:g}% of equity "
                 f"({regime} regime)"
             )
+        case Constraint.MAX_ORDER:
+            return f"Order capped at the maximum order of ${limits.max_order_usd:,.2f}"
         case Constraint.NONE:
             return "Approved in full"
         case _:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.client import ServiceClient
-from shared.errors import ServiceUnavailableError, UpstreamClientError
+from shared.errors import DomainError, ServiceUnavailableError, UpstreamClientError
 from shared.market.models import Candle, CandleSeries, Product, Quote
-from shared.market.source import MarketSource, UnknownSymbolError
+from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _epoch(timestamp: str) -> int:
@@ -54,11 +57,51 @@ class MarketDataClient:
         except ServiceUnavailableError as exc:
             log.warning("gateway unavailable (%s); reading candles from %s", exc, self.direct.name)
             return await self.direct.candles(symbol, granularity, periods)
-        candles = [
-            Candle(_epoch(c["timestamp"]), c["open"], c["high"], c["low"], c["close"], c["volume"])
-            for c in body["data"]
-        ]
-        return CandleSeries(symbol, granularity, body["source"], candles, via="gateway")
+        return _series(body)
+
+    async def prices(self, symbols: Sequence[str]) -> dict[str, Quote | DomainError]:
+        """The latest price of each of `symbols` in one gateway call; a symbol that could not
+        be priced maps to its error (UnknownSymbolError, MarketUnavailableError)."""
+        if not symbols:
+            return {}
+        try:
+            body = await self._get("/api/v1/prices", {"symbols": ",".join(symbols)})
+        except ServiceUnavailableError as exc:
+            log.warning(
+                "gateway unavailable (%s); reading %d prices from %s",
+                exc,
+                len(symbols),
+                self.direct.name,
+            )
+            return await _each(symbols, self.direct.price)
+        found: dict[str, Quote | DomainError] = {
+            s: Quote(
+                symbol=q["symbol"],
+                price=float(q["price"]),
+                time=datetime.fromisoformat(q["timestamp"]),
+                source=q["source"],
+                via="gateway",
+            )
+            for s, q in body["prices"].items()
+        }
+        return found | _errors(body)
+
+    async def candles_many(
+        self, symbols: Sequence[str], granularity: int, periods: int
+    ) -> dict[str, CandleSeries | DomainError]:
+        """The last `periods` closed candles of each of `symbols` in one gateway call."""
+        if not symbols:
+            return {}
+        params = {"symbols": ",".join(symbols), "periods": periods, "granularity": granularity}
+        try:
+            body = await self._get("/api/v1/ohlcv", params)
+        except ServiceUnavailableError as exc:
+            log.warning("gateway unavailable (%s); reading candles from %s", exc, self.direct.name)
+            return await _each(symbols, lambda s: self.direct.candles(s, granularity, periods))
+        found: dict[str, CandleSeries | DomainError] = {
+            s: _series(series) for s, series in body["series"].items()
+        }
+        return found | _errors(body)
 
     async def products(self) -> list[Product]:
         """The source's products (`GET /api/v1/symbols` of the gateway)."""
@@ -79,3 +122,34 @@ class MarketDataClient:
             if exc.status_code == 404:
                 raise UnknownSymbolError(exc.detail) from exc
             raise
+
+
+def _series(body: dict[str, Any]) -> CandleSeries:
+    candles = [
+        Candle(_epoch(c["timestamp"]), c["open"], c["high"], c["low"], c["close"], c["volume"])
+        for c in body["data"]
+    ]
+    return CandleSeries(body["symbol"], body["granularity"], body["source"], candles, via="gateway")
+
+
+def _errors(body: dict[str, Any]) -> dict[str, DomainError]:
+    """A batch answer's per-symbol errors as the errors a single read would raise."""
+    return {
+        s: UnknownSymbolError(e["detail"])
+        if e["status"] == 404
+        else MarketUnavailableError("market_data", e["detail"])
+        for s, e in body["errors"].items()
+    }
+
+
+async def _each(
+    symbols: Sequence[str], read: Callable[[str], Awaitable[T]]
+) -> dict[str, T | DomainError]:
+    """One direct read per symbol, concurrently (the gateway is down); errors kept."""
+    answers = await asyncio.gather(*(read(s) for s in symbols), return_exceptions=True)
+    found: dict[str, T | DomainError] = {}
+    for symbol, answer in zip(symbols, answers, strict=True):
+        if isinstance(answer, BaseException) and not isinstance(answer, DomainError):
+            raise answer
+        found[symbol] = answer
+    return found

@@ -7,6 +7,7 @@ tests start (so they can stop it), Coinbase is the fake Coinbase server.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -37,10 +38,16 @@ def compose_environment(path: Path = REPO / "docker-compose.yml") -> dict[str, d
     envs: dict[str, dict[str, str]] = {}
     for name, service in spec["services"].items():
         raw = service.get("environment") or {}
-        items = raw.items() if isinstance(raw, dict) else (e.split("=", 1) for e in raw)
+        items = raw.items() if isinstance(raw, dict) else (_entry(e) for e in raw)
+        # `- NAME` alone passes the host's value through, as compose does (unset: left out);
         # `${NAME:-default}` as compose reads it with NAME unset: the default.
-        envs[name] = {k: _UNSET.sub(r"\2", str(v)) for k, v in items}
+        envs[name] = {k: _UNSET.sub(r"\2", str(v)) for k, v in items if v is not None}
     return envs
+
+
+def _entry(text: str) -> tuple[str, str | None]:
+    name, sep, value = text.partition("=")
+    return (name, value) if sep else (name, os.environ.get(name))
 
 
 class RedisServer:

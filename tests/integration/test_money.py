@@ -102,8 +102,8 @@ def portfolio(url: str) -> tuple[float, float]:
             marks=pytest.mark.xfail(
                 strict=True,
                 reason="Execution's fill-time re-check (execution/limits.py) caps the position "
-                "on post-fee equity, Risk on pre-trade equity: on unchanged books it fills "
-                "2498.44 of Risk's 2500 and says other trades filled meanwhile",
+                "at the fill price on post-fee equity, Risk at the quote on pre-trade equity: "
+                "on unchanged books it fills 2498.44 of Risk's 2500 (said in the reason)",
             ),
         ),
     ],

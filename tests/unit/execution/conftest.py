@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,6 +15,9 @@ from execution.app import create_app
 from execution.config import Settings
 from execution.db import engine_url
 from fastapi import FastAPI
+from regime_detection.schemas import RegimeResponse
+from risk_management.app import create_app as create_risk
+from risk_management.config import Settings as RiskSettings
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -22,6 +26,8 @@ from shared.market.source import MarketSource
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
 from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub
 
+# What the gateway stub quotes for the tests that run the real Risk service (`priced`).
+PRICES = {"DOGE-USD": 0.15, "ADA-USD": 0.5, "SOL-USD": 150.0, "ETH-USD": 3000.0}
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 PG_ADMIN = f"{PG_SERVER}/test"
 
@@ -167,3 +173,43 @@ async def client(start: StartApp, risk: RiskStub) -> AsyncIterator[httpx.AsyncCl
 def dead_url() -> str:
     """A URL nothing listens on."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+def regime_stub() -> FastAPI:
+    """The regime service's contract: TRENDING for every symbol (checked by its schema)."""
+    app = FastAPI()
+    extra = cast(dict[str, Any], RegimeResponse.model_config["json_schema_extra"])
+    example: dict[str, Any] = extra["examples"][0]
+
+    @app.get("/api/v1/regime/{symbol}")
+    async def regime(symbol: str) -> dict[str, Any]:
+        return RegimeResponse.model_validate({**example, "symbol": symbol}).model_dump(mode="json")
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def real_risk(gateway_server: tuple[GatewayStub, ThreadServer]) -> Iterator[ThreadServer]:
+    """The real Risk service, reading prices from the gateway stub, TRENDING regimes."""
+    with serve_in_thread(regime_stub()) as regime:
+        settings = RiskSettings(
+            market_data_url=gateway_server[1].url,
+            regime_url=regime.url,
+            market_data_source="simulated",
+            log_level="WARNING",
+        )
+        with serve_in_thread(create_risk(settings)) as risk:
+            yield risk
+
+
+@pytest.fixture
+async def postgres_url(tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_database("postgresql", tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def priced(gateway: GatewayStub) -> GatewayStub:
+    now = datetime.now(UTC)
+    gateway.prices.update({s: (p, now) for s, p in PRICES.items()})
+    return gateway

@@ -29,6 +29,8 @@ PRICE = 100.0
 LISTED = ("BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD", "ADA-USD", "XRP-USD")
 APPROVE = "/api/v1/approve-trade"
 PRICE_PATH = "/api/v1/price/{symbol}"
+PRICES_PATH = "/api/v1/prices"
+OHLCV_MANY_PATH = "/api/v1/ohlcv"
 SYMBOLS_PATH = "/api/v1/symbols"
 
 
@@ -59,6 +61,7 @@ def approve_all(body: dict[str, Any]) -> dict[str, Any]:
             "var_limit_share": 0.05,
             "var_confidence": 0.95,
             "min_order_usd": 10.0,
+            "max_order_usd": 100_000.0,
             "buy_fee_rate": 0.006,
         },
     }
@@ -133,7 +136,8 @@ class RiskStub:
 
 @dataclass
 class GatewayStub:
-    """`GET /api/v1/price/{symbol}` from `prices`; unknown symbols 404, `down` ones 503."""
+    """`GET /api/v1/price/{symbol}` (and the `/prices` batch) from `prices`; unknown
+    symbols 404, `down` ones 503; the `/ohlcv` batch has no candles for anyone."""
 
     prices: dict[str, tuple[float, datetime]] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
@@ -151,6 +155,39 @@ class GatewayStub:
                 sent = json.loads(bytes(response.body))
                 status, media = response.status_code, _media_type(response)
                 check_answer("market_data", "GET", PRICE_PATH, status, media, sent)
+
+            return _checked(self.violations, check, response)
+
+        @app.get(PRICES_PATH)
+        async def prices(symbols: str, request: Request) -> Response:
+            found: dict[str, Any] = {}
+            errors: dict[str, Any] = {}
+            for symbol in dict.fromkeys(symbols.split(",")):
+                answer = self._answer(symbol, request.url.path)
+                body = json.loads(bytes(answer.body))
+                if answer.status_code == 200:
+                    found[symbol] = body
+                else:
+                    errors[symbol] = {"status": answer.status_code, "detail": body["detail"]}
+            response = JSONResponse({"prices": found, "errors": errors})
+
+            def check() -> None:
+                sent = json.loads(bytes(response.body))
+                check_answer("market_data", "GET", PRICES_PATH, 200, "application/json", sent)
+
+            return _checked(self.violations, check, response)
+
+        @app.get(OHLCV_MANY_PATH)
+        async def ohlcv_many(symbols: str, request: Request) -> Response:
+            # No candles here: every symbol is named in `errors` (Risk then takes its default).
+            errors = {
+                s: {"status": 404, "detail": f"no candles for {s}"} for s in symbols.split(",")
+            }
+            response = JSONResponse({"series": {}, "errors": errors})
+
+            def check() -> None:
+                sent = json.loads(bytes(response.body))
+                check_answer("market_data", "GET", OHLCV_MANY_PATH, 200, "application/json", sent)
 
             return _checked(self.violations, check, response)
 

@@ -5,66 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from regime_detection.schemas import RegimeResponse
-from risk_management.app import create_app as create_risk
-from risk_management.config import Settings as RiskSettings
 
-from tests.support.servers import ThreadServer, serve_in_thread
-from tests.unit.execution.conftest import StartApp, fresh_database
+from tests.support.servers import ThreadServer
+from tests.unit.execution.conftest import StartApp
 from tests.unit.execution.stubs import GatewayStub, RiskStub
 from tests.unit.execution.test_processes import factory, started
 
-PRICES = {"DOGE-USD": 0.15, "ADA-USD": 0.5, "SOL-USD": 150.0, "ETH-USD": 3000.0}
 CAP = 0.25  # MAX_POSITION_SHARE in a TRENDING regime (multiplier 1)
 FEES = {"fee_bps": 10, "slippage_bps": 5}
-
-
-def regime_stub() -> FastAPI:
-    """The regime service's contract: TRENDING for every symbol (checked by its schema)."""
-    app = FastAPI()
-    extra = cast(dict[str, Any], RegimeResponse.model_config["json_schema_extra"])
-    example: dict[str, Any] = extra["examples"][0]
-
-    @app.get("/api/v1/regime/{symbol}")
-    async def regime(symbol: str) -> dict[str, Any]:
-        return RegimeResponse.model_validate({**example, "symbol": symbol}).model_dump(mode="json")
-
-    return app
-
-
-@pytest.fixture(scope="module")
-def real_risk(gateway_server: tuple[GatewayStub, ThreadServer]) -> Iterator[ThreadServer]:
-    """The real Risk service, reading prices from the gateway stub, TRENDING regimes."""
-    with serve_in_thread(regime_stub()) as regime:
-        settings = RiskSettings(
-            market_data_url=gateway_server[1].url,
-            regime_url=regime.url,
-            market_data_source="simulated",
-            log_level="WARNING",
-        )
-        with serve_in_thread(create_risk(settings)) as risk:
-            yield risk
-
-
-@pytest.fixture
-async def postgres_url(tmp_path: Path) -> AsyncIterator[str]:
-    async with fresh_database("postgresql", tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def priced(gateway: GatewayStub) -> GatewayStub:
-    now = datetime.now(UTC)
-    gateway.prices.update({s: (p, now) for s, p in PRICES.items()})
-    return gateway
 
 
 async def buy_all(urls: list[str], symbols: list[str], amount: float) -> list[httpx.Response]:

@@ -57,4 +57,4 @@ async def test_driver_writes_read_back_exactly_through_sqlalchemy(database_url: 
     )
     assert OrderRecord(**{n: getattr(row, n) for n in OrderRecord.__dataclass_fields__}) == order
     assert [Decimal(v) for v in held[0][1:4]] == [EXACT, Decimal(10_000), Decimal("-1.5")]
-    assert tuple(held[0][4:]) == ("ACTIVE", "New ledger")
+    assert tuple(held[0][4:6]) == ("ACTIVE", "New ledger")

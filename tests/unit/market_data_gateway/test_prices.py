@@ -71,3 +71,22 @@ async def test_bad_symbol_lists_are_422(gateway: httpx.AsyncClient, symbols: str
     assert answer.status_code == 422
     assert answer.headers["content-type"] == PROBLEM
     assert "symbols" in answer.text
+
+
+async def test_batch_candles_answer_each_symbol_as_the_single_read(
+    gateway: httpx.AsyncClient, fake: FakeCoinbase
+) -> None:
+    """`/ohlcv?symbols=` holds each symbol's `/ohlcv/{symbol}` answer; unknown ones in errors."""
+    params: dict[str, str | int] = {
+        "symbols": "BTC-USD,ETH-USD,NOPE-USD",
+        "periods": 5,
+        "granularity": 60,
+    }
+    answer = await gateway.get("/api/v1/ohlcv", params=params)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert sorted(body["series"]) == ["BTC-USD", "ETH-USD"]
+    assert body["errors"]["NOPE-USD"]["status"] == 404
+    single = await gateway.get("/api/v1/ohlcv/ETH-USD", params={"periods": 5, "granularity": 60})
+    assert body["series"]["ETH-USD"] == single.json()
+    assert fake.count("/products/ETH-USD/candles") == 1  # the single read came from the cache

@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from risk_management.app import create_app
 from risk_management.config import Settings
 
 from shared.market.models import CandleSeries, Quote
-from shared.market.source import MarketSource
+from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
 from tests.support.servers import free_port, serve_in_thread
 from tests.unit.risk_management.upstreams import simulator
 
@@ -51,12 +51,16 @@ class PricedAt:
         """Nothing to release."""
 
 
+ASKED: list[dict[str, str]] = []  # the query of each question the regime stub got
+
+
 def regime_answering(answer: Response) -> FastAPI:
-    """A regime service that gives `answer` to every question."""
+    """A regime service that gives `answer` to every question (and notes the query)."""
     app = FastAPI()
 
     @app.get("/api/v1/regime/{symbol}")
-    async def regime(symbol: str) -> Response:
+    async def regime(symbol: str, request: Request) -> Response:
+        ASKED.append(dict(request.query_params))
         return answer
 
     return app
@@ -64,16 +68,18 @@ def regime_answering(answer: Response) -> FastAPI:
 
 @contextmanager
 def risk_with(
-    *, regime: Response | None = None, direct: MarketSource | None = None
+    *, regime: Response | None = None, direct: MarketSource | None = None, **overrides: Any
 ) -> Iterator[str]:
     """Risk with the gateway down, its market read from `direct`, its regime from a stub."""
     closed = f"http://127.0.0.1:{free_port()}"
+    ASKED.clear()
     with serve_in_thread(regime_answering(regime or JSONResponse({}))) as regime_server:
         settings = Settings(
             market_data_url=closed,
             market_data_source="simulated",
             regime_url=regime_server.url if regime is not None else closed,
             retry_max_attempts=1,
+            **overrides,
         )
         app = create_app(settings, direct_source=direct or simulator())
         with serve_in_thread(app) as server:
@@ -118,10 +124,33 @@ def test_an_unknown_regime_label_is_sized_as_unknown(label: str) -> None:
 
 
 def test_a_known_regime_label_is_read_in_any_case() -> None:
-    """'choppy' is CHOPPY: the multiplier 0.5 applies (the stub works, the label decides)."""
+    """'choppy' is CHOPPY: the multiplier 0.5 applies, and the regime's volatility is used."""
     with risk_with(regime=JSONResponse(regime_body("choppy"))) as url:
         body = approve(url)
     assert (body["max_amount"], body["regime"], body["regime_confidence"]) == (500, "CHOPPY", 0.9)
+    metrics = body["risk_metrics"]
+    assert metrics["volatility_source"] == "regime"
+    assert metrics["volatility_daily"] == pytest.approx(0.0005 * math.sqrt(1440), rel=1e-12)
+
+
+def test_the_regime_is_asked_at_the_configured_granularity() -> None:
+    """VOLATILITY_GRANULARITY=300: the regime service is asked for 5-minute candles."""
+    with risk_with(regime=JSONResponse(regime_body("TRENDING")), volatility_granularity=300) as url:
+        approve(url)
+    assert ASKED == [{"granularity": "300"}]
+
+
+@pytest.mark.parametrize("volatility", [None, -0.001, "nan"], ids=str)
+def test_a_regime_answer_without_a_usable_volatility_falls_back_to_candles(
+    volatility: object,
+) -> None:
+    """No, negative or NaN volatility in the regime's answer: measured from the candles."""
+    body = regime_body("TRENDING")
+    body["indicators"]["volatility"] = volatility
+    with risk_with(regime=JSONResponse(body)) as url:
+        answer = approve(url)
+    assert (answer["approved"], answer["regime"]) == (True, "TRENDING")
+    assert answer["risk_metrics"]["volatility_source"] == "candles"
 
 
 @pytest.mark.parametrize(
@@ -141,5 +170,57 @@ def test_an_unreadable_regime_answer_is_sized_as_unknown(answer: Response) -> No
         body = approve(url)
     assert (body["approved"], body["max_amount"], body["regime"]) == (True, 100, "UNKNOWN")
     assert body["regime_confidence"] is None
-    assert "sized as UNKNOWN" in body["reason"]
-    assert "regime service unavailable" in body["reason"]
+    assert "regime service unavailable (unreadable answer); sized as UNKNOWN" in body["reason"]
+
+
+class FewCandles(PricedAt):
+    """A market with a price but a single candle: no volatility can be measured."""
+
+    async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
+        return await self.market.candles(symbol, granularity, 1)
+
+
+def test_too_few_candles_for_a_volatility_take_the_default() -> None:
+    """Regime down and one candle: no volatility is measured, the 10% default is used, noted."""
+    with risk_with(direct=FewCandles(50_000.0)) as url:  # type: ignore[arg-type]
+        body = approve(url)
+    assert body["approved"] is True
+    assert body["risk_metrics"]["volatility_source"] == "default"
+    assert body["risk_metrics"]["volatility_daily"] == 0.10
+    assert "no volatility for BTC-USD: assumed 10.0% daily" in body["reason"]
+
+
+class Failing(PricedAt):
+    """A market whose price read fails with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(1.0)
+        self.error = error
+
+    async def price(self, symbol: str) -> Quote:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (UnknownSymbolError("BTC-USD"), "BTC-USD"),
+        (MarketUnavailableError("simulated", "the exchange is down"), "the exchange is down"),
+        (KeyError("price"), "KeyError"),
+    ],
+    ids=["unknown-symbol", "unavailable", "malformed"],
+)
+def test_no_price_refuses_and_says_why(error: Exception, said: str) -> None:
+    """An unknown symbol, a market down, or a malformed answer: refused, naming the cause."""
+    with risk_with(direct=Failing(error)) as url:  # type: ignore[arg-type]
+        body = approve(url)
+    assert (body["approved"], body["binding_constraint"]) == (False, "no_price")
+    assert body["reason"].startswith("No price for BTC-USD from the gateway or the market source")
+    assert said in body["reason"]
+
+
+def test_a_sub_dollar_price_is_a_price() -> None:
+    """0.15 (DOGE's range) is a usable price: the trade is sized."""
+    with risk_with(direct=PricedAt(0.15)) as url:  # type: ignore[arg-type]
+        body = approve(url)
+    assert (body["approved"], body["price"]) == (True, 0.15)

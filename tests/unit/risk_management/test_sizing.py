@@ -109,3 +109,79 @@ def test_limits_are_settings_not_constants() -> None:
     assert decision.max_amount == pytest.approx(810.60, abs=1e-9)
     big_minimum = size_trade(request, book(100_000), Regime.TRENDING, Limits(min_order_usd=2e3))
     assert big_minimum.approved is False
+
+
+def test_the_regime_shrinks_the_position_cap_too() -> None:
+    """CHOPPY: the cap is 25% x 0.5 of equity, so it binds before the halved order does."""
+    portfolio = book(90_000, BTC_USD=(0.2, 50_000, 0.03))  # 10k held of 100k equity
+    request = TradeRequest(symbol=BTC, side="buy", amount=50_000)
+    decision = size_trade(request, portfolio, Regime.CHOPPY, Limits())
+    assert decision.constraint is Constraint.POSITION_LIMIT
+    assert decision.max_amount == pytest.approx(2_500, abs=0.01)  # 12.5% of 100k, less 10k
+
+
+@pytest.mark.parametrize(("amount", "approved"), [(0.7, True), (0.5, True), (0.49, False)], ids=str)
+def test_the_minimum_order_is_inclusive_even_below_one_dollar(
+    amount: float, approved: bool
+) -> None:
+    """A size equal to the minimum is approved; a minimum under $1 allows sub-dollar orders."""
+    request = TradeRequest(symbol=BTC, side="buy", amount=amount)
+    decision = size_trade(request, book(100_000), Regime.TRENDING, Limits(min_order_usd=0.5))
+    assert decision.approved is approved
+    assert decision.max_amount == (amount if approved else 0)
+
+
+def test_the_reason_names_the_cap_after_the_regime() -> None:
+    """CHOPPY's position limit is stated as 12.5% of equity, the cap actually applied."""
+    portfolio = book(90_000, BTC_USD=(0.2, 50_000, 0.03))
+    decision = size_trade(
+        TradeRequest(symbol=BTC, side="buy", amount=50_000), portfolio, Regime.CHOPPY, Limits()
+    )
+    assert decision.reason == "Position limit: BTC-USD capped at 12.5% of equity (CHOPPY regime)"
+
+
+def test_metrics_of_an_empty_book_are_zero_not_a_division_by_zero() -> None:
+    """No equity at all: VaR share and concentration read 0."""
+    decision = size_trade(
+        TradeRequest(symbol=BTC, side="buy", amount=100), book(0), Regime.TRENDING, Limits()
+    )
+    assert (decision.approved, decision.equity) == (False, 0)
+    assert (decision.var_share, decision.concentration) == (0.0, 0.0)
+
+
+def test_metrics_of_a_tiny_book_are_still_shares() -> None:
+    """Half a dollar of equity, all in BTC: concentration 1, VaR share z x sigma."""
+    portfolio = book(0, BTC_USD=(0.00001, 50_000, 0.03))
+    decision = size_trade(
+        TradeRequest(symbol=BTC, side="sell", amount=100), portfolio, Regime.TRENDING, Limits()
+    )
+    assert decision.approved is False  # 0.50 is below the minimum order
+    assert decision.concentration == pytest.approx(1.0)
+    assert decision.var_share == pytest.approx(Z95 * 0.03)
+
+
+@pytest.mark.parametrize(("amount", "left"), [(2_500, 2_500), (5_000, 0)], ids=str)
+def test_a_sell_lowers_the_position_the_metrics_read(amount: float, left: float) -> None:
+    """Selling 2 500 of 5 000 leaves 2 500 (5% of equity); selling it all leaves none."""
+    portfolio = book(45_000, BTC_USD=(0.1, 50_000, 0.03))
+    decision = size_trade(
+        TradeRequest(symbol=BTC, side="sell", amount=amount), portfolio, Regime.TRENDING, Limits()
+    )
+    assert decision.approved is True
+    assert decision.concentration == pytest.approx(left / 50_000, abs=1e-12)
+    assert decision.var_usd == pytest.approx(Z95 * 0.03 * left, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("side", "portfolio"),
+    [("buy", book(10_000_000)), ("sell", book(0, BTC_USD=(100.0, 50_000, 0.03)))],
+)
+def test_max_order_caps_a_single_order(side: Side, portfolio: Portfolio) -> None:
+    """No order, buy or sell, above MAX_ORDER_USD; the binding constraint is max_order."""
+    limits = Limits(max_position_share=1.0, var_limit_share=1.0, max_order_usd=20_000)
+    trade = TradeRequest(symbol=BTC, side=side, amount=50_000)
+    decision = size_trade(trade, portfolio, Regime.TRENDING, limits)
+    assert decision.approved
+    assert decision.max_amount == 20_000
+    assert decision.constraint is Constraint.MAX_ORDER
+    assert decision.reason == "Order capped at the maximum order of $20,000.00"

@@ -151,3 +151,34 @@ async def test_late_failures_do_not_extend_open_window(
     assert breaker.snapshot().total_failures == 5
     clock.advance(4.0)
     assert breaker.allow()
+
+
+async def test_a_closed_breaker_has_no_wait_and_keeps_its_name(breaker: CircuitBreaker) -> None:
+    """CLOSED: retry_after is 0 (a caller need not wait); the name is the target's."""
+    assert breaker.retry_after() == 0.0
+    assert breaker.snapshot().retry_after == 0.0
+    assert breaker.name == "target"
+
+
+async def test_every_success_is_counted(breaker: CircuitBreaker) -> None:
+    """total_successes counts each success, not just whether there was one."""
+    for _ in range(3):
+        breaker.record_success()
+    assert breaker.snapshot().total_successes == 3
+
+
+async def test_snapshot_rounds_the_wait_to_milliseconds(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    """/health shows retry_after to the millisecond."""
+    trip(breaker)
+    clock.advance(2.12345)
+    assert breaker.snapshot().retry_after == 7.877
+
+
+async def test_the_configuration_error_names_both_rules() -> None:
+    """The refusal says what is required of both settings."""
+    with pytest.raises(
+        ValueError, match=r"^failure_threshold must be >= 1 and recovery_timeout > 0$"
+    ):
+        CircuitBreaker("t", failure_threshold=0, recovery_timeout=1.0)

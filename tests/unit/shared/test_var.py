@@ -89,3 +89,23 @@ def test_no_buy_at_all_once_over_the_limit() -> None:
         limit_usd=100.0, var_of_others=500.0, held_value=0.0, sigma_daily=0.0, z=z
     )
     assert bound == 0.0
+
+
+def test_candle_volatility_skips_returns_to_or_from_a_zero_close() -> None:
+    """A zero close (no trade) is skipped on both sides; sub-dollar prices count as any."""
+    closes = [0.15, 0.16, 0.0, 0.155, 0.158, 0.152]
+    kept = [math.log(0.16 / 0.15), math.log(0.158 / 0.155), math.log(0.152 / 0.158)]
+    mean = sum(kept) / 3
+    expected = math.sqrt(sum((r - mean) ** 2 for r in kept) / 2)
+    assert candle_volatility(closes) == pytest.approx(expected, rel=1e-12)
+
+
+def test_max_buy_under_var_at_and_just_inside_the_limit() -> None:
+    """Exactly at the limit a zero-volatility asset is unbounded; 0.5 USD of room buys 0.5/zs."""
+    z = z_score(0.95)
+    at = max_buy_under_var(limit_usd=10, var_of_others=10, held_value=0, sigma_daily=0, z=z)
+    assert at == math.inf
+    inside = max_buy_under_var(
+        limit_usd=10.5, var_of_others=10, held_value=0, sigma_daily=0.03, z=z
+    )
+    assert inside == pytest.approx(0.5 / (z * 0.03), rel=1e-12)

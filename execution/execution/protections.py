@@ -1,0 +1,187 @@
+"""Protections that halt trading by themselves: MAX_DAILY_LOSS_SHARE and MAX_DRAWDOWN_SHARE.
+
+Equity is measured at every fill, inside the fill's transaction (the books just written,
+valued at the prices Risk read from the gateway for that decision, the traded symbol at
+its quote), and on a timer with the portfolio's own valuation (`PortfolioValuer`: the
+gateway's prices). Two marks live on the account row: the equity at the start of the UTC
+day and the peak equity since trading last resumed. When equity falls the configured
+share below either, the trading state turns HALTED, `changed_by: protection:<name>`,
+with the figures in the reason. It stays HALTED across restarts (it is in the ledger);
+only an operator's PUT resumes trading, and resuming restarts both marks from there.
+Marks are written only when they change (a new day, a new peak), so an ordinary fill
+pays no extra statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection, select
+
+from execution.db import Database
+from execution.migrate import ACCOUNT_ID
+from execution.models import accounts
+from execution.trading_state import StateChange, write_change
+from shared.trading import TradingState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """The protections' reference points, as stored on the account row."""
+
+    day: str | None = None  # YYYY-MM-DD (UTC) that `day_start_equity` belongs to
+    day_start_equity: Decimal | None = None
+    peak_equity: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProtectionLimits:
+    daily_loss_share: Decimal
+    drawdown_share: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    marks: Marks
+    trip: StateChange | None
+
+
+def assess(
+    marks: Marks,
+    *,
+    before: Decimal,
+    after: Decimal,
+    now: datetime,
+    limits: ProtectionLimits,
+) -> Assessment:
+    """The marks after a measurement (`before` the fill, `after` it; equal on the timer),
+    and the halt it calls for, if any."""
+    day = now.astimezone(UTC).date().isoformat()
+    start = marks.day_start_equity
+    if marks.day != day or start is None:
+        start = before  # the first measurement of the day opens it
+    peak = max(marks.peak_equity if marks.peak_equity is not None else before, before, after)
+    kept = Marks(day=day, day_start_equity=start, peak_equity=peak)
+    trip = None
+    if start > 0 and (start - after) / start > limits.daily_loss_share:
+        trip = _halt(
+            "daily_loss",
+            f"equity {after:,.2f} is {(start - after) / start:.4%} below {start:,.2f} at the "
+            f"start of the UTC day {day} (MAX_DAILY_LOSS_SHARE {limits.daily_loss_share})",
+            now,
+        )
+    elif peak > 0 and (peak - after) / peak > limits.drawdown_share:
+        trip = _halt(
+            "drawdown",
+            f"equity {after:,.2f} is {(peak - after) / peak:.4%} below its peak {peak:,.2f} "
+            f"(MAX_DRAWDOWN_SHARE {limits.drawdown_share})",
+            now,
+        )
+    return Assessment(kept, trip)
+
+
+def _halt(name: str, reason: str, now: datetime) -> StateChange:
+    return StateChange(
+        state=TradingState.HALTED, reason=reason, changed_by=f"protection:{name}", changed_at=now
+    )
+
+
+def apply_in(
+    conn: Connection,
+    *,
+    marks: Marks,
+    state: TradingState,
+    before: Decimal,
+    after: Decimal,
+    now: datetime,
+    limits: ProtectionLimits,
+) -> StateChange | None:
+    """Measure inside a transaction holding the account lock; write what changed."""
+    found = assess(marks, before=before, after=after, now=now, limits=limits)
+    if found.marks != marks:
+        conn.execute(
+            accounts.update()
+            .where(accounts.c.id == ACCOUNT_ID)
+            .values(
+                day_start=found.marks.day,
+                day_start_equity=found.marks.day_start_equity,
+                peak_equity=found.marks.peak_equity,
+            )
+        )
+    if found.trip is None or state is TradingState.HALTED:
+        return None
+    write_change(conn, change=found.trip)
+    log.warning("trading HALTED by %s: %s", found.trip.changed_by, found.trip.reason)
+    return found.trip
+
+
+def marks_of(day: str | None, start: object, peak: object) -> Marks:
+    """Marks from the account row's columns as a driver returns them (text or Decimal)."""
+    return Marks(
+        day=day,
+        day_start_equity=None if start is None else Decimal(str(start)),
+        peak_equity=None if peak is None else Decimal(str(peak)),
+    )
+
+
+_LOCKED_MARKS = (
+    select(
+        accounts.c.day_start,
+        accounts.c.day_start_equity,
+        accounts.c.peak_equity,
+        accounts.c.trading_state,
+    )
+    .where(accounts.c.id == ACCOUNT_ID)
+    .with_for_update()
+)
+
+
+class Protections:
+    """The timer's side: measure `equity()` every `every` seconds and apply the limits."""
+
+    def __init__(
+        self,
+        db: Database,
+        limits: ProtectionLimits,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = db
+        self.limits = limits
+        self._clock = clock
+
+    async def check(self, equity: Decimal) -> StateChange | None:
+        """Apply the limits to `equity` measured now; the halt written, if any."""
+        body = functools.partial(self._check_in, equity=equity, now=self._clock())
+        return await self.db.write(body)
+
+    def _check_in(self, conn: Connection, *, equity: Decimal, now: datetime) -> StateChange | None:
+        day, start, peak, state = conn.execute(_LOCKED_MARKS).one()
+        return apply_in(
+            conn,
+            marks=marks_of(day, start, peak),
+            state=TradingState(state),
+            before=equity,
+            after=equity,
+            now=now,
+            limits=self.limits,
+        )
+
+    async def run(self, equity: Callable[[], Awaitable[Decimal | None]], every: float) -> None:
+        """Measure forever, every `every` seconds; a failed measurement is logged, not fatal."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                measured = await equity()
+                if measured is not None:
+                    await self.check(measured)
+            except Exception as exc:
+                log.warning("protection check failed: %s", exc)
