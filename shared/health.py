@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shared.breaker import BreakerState, CircuitBreaker
@@ -73,21 +73,22 @@ async def _run(dep: Dependency, timeout: float) -> CheckResult:
 
 
 def health_router(
-    dependencies: Callable[[], list[Dependency]],
     *,
     version: str,
     check_timeout: float = 1.0,
     started: float | None = None,
     retry_after: int = 5,
 ) -> APIRouter:
-    """A router with `GET /health`; `dependencies` is read per request (lifespan state)."""
+    """A router with `GET /health` running the `health_checks` of the lifespan state."""
     router = APIRouter(tags=["health"])
     start = time.monotonic() if started is None else started
 
     @router.get("/health", summary="Service health and its dependencies")
-    async def health() -> JSONResponse:
+    async def health(request: Request) -> JSONResponse:
         """Healthy, degraded (still serving) or unhealthy (503), with each dependency."""
-        deps = dependencies()
+        # The lifespan state, read as `shared.app.lifespan_state` does (not imported:
+        # `shared.app` imports this module).
+        deps: list[Dependency] = request.scope.get("state", {}).get("health_checks", [])
         results = await asyncio.gather(*(_run(d, check_timeout) for d in deps))
         if any(r.status == "unhealthy" and d.critical for d, r in zip(deps, results, strict=True)):
             overall: DependencyStatus = "unhealthy"

@@ -11,12 +11,12 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from shared.client import ServiceClient
+from execution.deps import RegimeClientDep
 from shared.errors import DomainError, InvalidRequestError
 from shared.market.models import SYMBOL_PATTERN
 
@@ -55,13 +55,6 @@ async def session() -> Session:
     return Session(role="admin", key_id=None)
 
 
-async def get_regime(request: Request) -> ServiceClient:
-    return request.app.state.regime  # type: ignore[no-any-return]
-
-
-RegimeDep = Annotated[ServiceClient, Depends(get_regime)]
-
-
 class RegimeList(BaseModel):
     """The regime service's answer per symbol, or why there is none."""
 
@@ -70,7 +63,7 @@ class RegimeList(BaseModel):
 
 @router.get("/regimes", responses={422: {"description": "A symbol that is not BASE-QUOTE"}})
 async def regimes(
-    regime: RegimeDep,
+    regime: RegimeClientDep,
     symbols: Annotated[str, Query(description="Comma-separated symbols, at most 20")],
 ) -> RegimeList:
     """The market regime of each symbol with its indicators and confidence, as the regime

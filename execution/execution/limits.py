@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from execution.broker import CENT, Books
+from execution.broker import AMOUNT_STEP, Books
 from shared.limits import buy_room
 from shared.var import z_score
 
@@ -95,7 +95,7 @@ def room_at_fill(
     binding, bound = min(bounds.items(), key=lambda item: item[1])
     if not math.isfinite(bound):
         return Decimal("1e15"), binding
-    return Decimal(repr(max(bound, 0.0))).quantize(CENT, ROUND_FLOOR), binding
+    return Decimal(repr(max(bound, 0.0))).quantize(AMOUNT_STEP, ROUND_FLOOR), binding
 
 
 def limited_reason(binding: str, room: Decimal, limits: DecidedLimits, *, changed: bool) -> str:

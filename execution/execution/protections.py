@@ -25,8 +25,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, select
 
 from execution.db import Database
-from execution.migrate import ACCOUNT_ID
-from execution.models import accounts
+from execution.models import ACCOUNT_ID, accounts
 from execution.trading_state import StateChange, write_change
 from shared.trading import TradingState
 

@@ -8,17 +8,24 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from execution.account import Accounts
-from execution.events import EventBus
-from execution.history import History
-from execution.ledger import Ledger
+from execution.deps import (
+    AccountsDep,
+    EventsDep,
+    HistoryDep,
+    LedgerDep,
+    OperatorDep,
+    OrdersDep,
+    TradesDep,
+    TradingDep,
+    ValuerDep,
+    WatchDep,
+    admit_order,
+)
 from execution.orders import OrderBook, OrderFilter
-from execution.portfolio import PortfolioValuer
-from execution.ratelimit import OrderRateLimiter
 from execution.schemas import (
     Order,
     OrderList,
@@ -30,69 +37,16 @@ from execution.schemas import (
     TradingStateIn,
     TradingStateOut,
 )
-from execution.service import TradeService
-from execution.trading_state import TradingStateStore
-from execution.watch import HealthWatch
-from shared.bodies import json_body, read_body
+from shared.bodies import JsonRoute
 from shared.errors import InvalidRequestError
 from shared.market.models import Symbol
+from shared.responses import JSONBytes
 
-router = APIRouter(prefix="/api/v1", tags=["execution"])
-
-
-# `async def`: FastAPI would run a plain `def` dependency in the thread pool per request.
-async def get_orders(request: Request) -> OrderBook:
-    return request.app.state.orders  # type: ignore[no-any-return]
+router = APIRouter(prefix="/api/v1", tags=["execution"], route_class=JsonRoute)
 
 
-async def get_ledger(request: Request) -> Ledger:
-    return request.app.state.ledger  # type: ignore[no-any-return]
-
-
-async def get_valuer(request: Request) -> PortfolioValuer:
-    return request.app.state.valuer  # type: ignore[no-any-return]
-
-
-async def get_trading(request: Request) -> TradingStateStore:
-    return request.app.state.trading  # type: ignore[no-any-return]
-
-
-async def get_operator() -> str:
-    """Who changes the trading state, for its history.
-
-    Until API keys exist there is no one to name; with them this is the admin key's id
-    (the PUT route then declares the admin role).
-    """
-    return "operator"
-
-
-async def get_history(request: Request) -> History:
-    return request.app.state.history  # type: ignore[no-any-return]
-
-
-async def get_accounts(request: Request) -> Accounts:
-    return request.app.state.accounts  # type: ignore[no-any-return]
-
-
-async def get_events(request: Request) -> EventBus:
-    return request.app.state.events  # type: ignore[no-any-return]
-
-
-async def get_watch(request: Request) -> HealthWatch:
-    return request.app.state.watch  # type: ignore[no-any-return]
-
-
-OrdersDep = Annotated[OrderBook, Depends(get_orders)]
-EventsDep = Annotated[EventBus, Depends(get_events)]
-WatchDep = Annotated[HealthWatch, Depends(get_watch)]
-HistoryDep = Annotated[History, Depends(get_history)]
-AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 Since = Annotated[datetime | None, Query(description="ISO-8601, inclusive; no zone means UTC")]
 Until = Annotated[datetime | None, Query(description="ISO-8601, exclusive; no zone means UTC")]
-TradingDep = Annotated[TradingStateStore, Depends(get_trading)]
-OperatorDep = Annotated[str, Depends(get_operator)]
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
-ValuerDep = Annotated[PortfolioValuer, Depends(get_valuer)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -108,7 +62,6 @@ IdempotencyKey = Annotated[
     "/trade",
     status_code=201,
     response_model=Order,
-    openapi_extra=json_body(TradeRequest),
     responses={
         422: {"description": "Invalid body, or an Idempotency-Key reused with another body"},
         409: {
@@ -118,21 +71,16 @@ IdempotencyKey = Annotated[
         429: {"description": "Over MAX_ORDERS_PER_MINUTE: nothing done; see Retry-After"},
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
+    dependencies=[Depends(admit_order)],
 )
-async def trade(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
+async def trade(
+    body: TradeRequest, trades: TradesDep, idempotency_key: IdempotencyKey = None
+) -> JSONBytes:
     """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""
-    # The hot path: the body read by `read_body`, the service straight from the app's
-    # state rather than through `Depends` (see `shared.bodies`).
-    # First: a caller over MAX_ORDERS_PER_MINUTE gets a 429 before anything is read or written.
-    limiter: OrderRateLimiter = request.app.state.order_rate
-    limiter.admit(request.client.host if request.client else "unknown")
-    body = await read_body(request, TradeRequest)
-    trades: TradeService = request.app.state.trades
     answer = await trades.trade(body, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
-    return Response(
-        answer.body, status_code=answer.status_code, media_type="application/json", headers=headers
-    )
+    # The order is rendered once by the service: the same bytes are stored for replays.
+    return JSONBytes(answer.body, status_code=answer.status_code, headers=headers)
 
 
 _ORDER_QUERY = frozenset({"limit", "cursor", "symbol", "side", "status", "since", "until"})

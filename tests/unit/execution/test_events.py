@@ -46,7 +46,7 @@ async def test_an_order_event_follows_a_trade_within_a_second(
 ) -> None:
     """A client on the stream gets health at once, then the order, then the portfolio."""
     app = create_app(
-        settings_for(regime_url=dead_url), direct_source=cast(MarketSource, FakeSource())
+        settings_for(regime_url=dead_url), market_source=cast(MarketSource, FakeSource())
     )
     with serve_in_thread(app) as server:
         async with (
@@ -81,7 +81,7 @@ async def test_trading_state_changes_and_refusals_are_streamed(
 ) -> None:
     """A halt reaches the stream as `trading_state`, the refused trade as a REJECTED order."""
     app = create_app(
-        settings_for(regime_url=dead_url), direct_source=cast(MarketSource, FakeSource())
+        settings_for(regime_url=dead_url), market_source=cast(MarketSource, FakeSource())
     )
     with serve_in_thread(app) as server:
         async with (

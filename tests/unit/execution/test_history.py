@@ -10,8 +10,10 @@ from typing import Any, cast
 import httpx
 from execution.app import create_app
 from execution.config import Settings
+from execution.history import History
 
 from shared.market.source import MarketSource
+from tests.support.asgi import client_of, serving
 from tests.unit.execution.conftest import running
 from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub, approve_all
 
@@ -62,15 +64,16 @@ async def test_timer_point_values_at_market_with_the_clock_injected(
     """The timer's point values positions at the market price, stamped by the clock."""
     app = create_app(
         settings_for(portfolio_history_seconds=0),
-        direct_source=cast(MarketSource, FakeSource()),
+        market_source=cast(MarketSource, FakeSource()),
     )
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     gateway.prices["BTC-USD"] = (125.0, datetime.now(UTC))
-    async with running(app) as client:
+    async with serving(app) as served, client_of(served.asgi, "http://execution") as client:
         await client.post("/api/v1/trade", json=TRADE)
         await points_when(client, lambda p: len(p) == 1)
-        app.state.history._now = lambda: at
-        point = await app.state.history.on_timer()
+        history: History = served.state["history"]
+        history._now = lambda: at
+        point = await history.on_timer()
         assert point.positions_value == 1250.0
         body = (await client.get("/api/v1/portfolio/history")).json()
     assert body["account"] == 1

@@ -40,7 +40,7 @@ async def test_invalid_trades_are_422_naming_the_field(
 
 
 async def test_openapi_documents_the_trade_body(client: httpx.AsyncClient) -> None:
-    """The trade's body (read by `read_body`, not declared) is in the OpenAPI document."""
+    """The trade's body is documented as `TradeRequest`, with the Idempotency-Key header."""
     document = (await client.get("/openapi.json")).json()
     operation = document["paths"]["/api/v1/trade"]["post"]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]

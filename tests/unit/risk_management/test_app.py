@@ -49,7 +49,7 @@ def risk() -> RiskServer:
     @contextmanager
     def start(direct: MarketSource | None = None, **overrides: Any) -> Iterator[ThreadServer]:
         settings = Settings(**{"market_data_source": "simulated", **overrides})
-        with serve_in_thread(create_app(settings, direct_source=direct)) as server:
+        with serve_in_thread(create_app(settings, market_source=direct)) as server:
             yield server
 
     return start

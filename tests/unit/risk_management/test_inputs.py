@@ -81,7 +81,7 @@ def risk_with(
             retry_max_attempts=1,
             **overrides,
         )
-        app = create_app(settings, direct_source=direct or simulator())
+        app = create_app(settings, market_source=direct or simulator())
         with serve_in_thread(app) as server:
             yield server.url
 
