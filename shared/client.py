@@ -120,29 +120,6 @@ class ServiceClient:
         answer = await self._call("POST", path, None, body, None, idempotency_key, timeout)
         return orjson.loads(answer.body)
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotency_key: str | None = None,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        """Send one logical request; return a 2xx/3xx response or raise an `UpstreamError`.
-
-        Raises `ServiceUnavailableError` (or `CircuitOpenError`) when the target cannot
-        answer, and `UpstreamClientError` when it answers 4xx.
-        """
-        answer = await self._call(method, path, params, json, headers, idempotency_key, timeout)
-        if answer.response is not None:
-            return answer.response
-        # The body is already decoded, so its encoding header must not apply twice.
-        kept = [(k, v) for k, v in answer.headers.items() if k.lower() != "content-encoding"]
-        return httpx.Response(answer.status, headers=kept, content=answer.body)
-
     async def _call(
         self,
         method: str,

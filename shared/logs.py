@@ -92,7 +92,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-class _ContextFilter(logging.Filter):
+class ContextFilter(logging.Filter):
     """Stamps the service name and the current trace ID (or '-') on every record."""
 
     def __init__(self, service: str) -> None:
@@ -108,7 +108,7 @@ class _ContextFilter(logging.Filter):
 def service_handler(service: str, fmt: str = "text") -> logging.Handler:
     """A stderr handler writing `fmt` ("json" or "text") lines stamped with `service`."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ContextFilter(service))
+    handler.addFilter(ContextFilter(service))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     return handler
 

@@ -255,11 +255,3 @@ class TraceMiddleware:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("%s %s %d %.1fms", method, scope["path"], status, elapsed * 1000)
             trace_id_var.reset(token)
-
-
-class TraceIdFilter(logging.Filter):
-    """Puts the current trace ID (or '-') on every log record as `trace_id`."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.trace_id = trace_id_var.get() or "-"
-        return True

@@ -53,10 +53,12 @@ Paper execution with a durable SQL ledger. A trade reads the account from the le
 asks Risk Management with that portfolio, and fills `min(amount, max_amount)` at the
 price in Risk's decision (read from the gateway a moment before) moved against the
 trader by `SLIPPAGE_BPS`, paying `FEE_BPS` on the notional. Order, fill and balances are
-written in one transaction that re-checks cash and holdings under a lock: concurrent
-trades never overdraw. Risk unreachable: 503 with Retry-After and no trade; the attempt
-is still listed. `Idempotency-Key`: the same key and body within 24 h answer the stored
-order; a different body is a 422.
+written in one transaction that re-checks cash, holdings and Risk's limits under a lock:
+concurrent trades never overdraw nor take a position past its limits. The trading state
+(`/api/v1/trading-state`: ACTIVE, REDUCING, HALTED) can refuse trades (409, recorded);
+protections halt trading by themselves on a daily loss or a drawdown. Risk unreachable:
+503 with Retry-After and no trade; the attempt is still listed. `Idempotency-Key`: the
+same key and body within 24 h answer the stored order; a different body is a 422.
 """
 PURGE_EVERY_SECONDS = 3600.0
 

@@ -176,13 +176,21 @@ async def portfolio(ledger: LedgerDep, valuer: ValuerDep, accounts: AccountsDep)
     return await valuer.value(await ledger.holdings(), account=account)
 
 
-@router.get("/portfolio/history", responses={422: {"description": "Invalid since or until"}})
+@router.get(
+    "/portfolio/history",
+    responses={422: {"description": "Invalid limit, cursor, since or until"}},
+)
 async def portfolio_history(
-    history: HistoryDep, since: Since = None, until: Until = None
+    history: HistoryDep,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> PortfolioHistory:
-    """The open account's equity, cash, positions value and realised P&L over time: a
-    point after fills, on the `PORTFOLIO_HISTORY_SECONDS` timer, and at the reset."""
-    return await history.points(since=_utc(since), until=_utc(until))
+    """The open account's equity, cash, positions value and realised P&L over time,
+    newest first (follow `next_cursor` for older points): a point after fills, on the
+    `PORTFOLIO_HISTORY_SECONDS` timer, and at the reset."""
+    return await history.points(limit=limit, cursor=cursor, since=_utc(since), until=_utc(until))
 
 
 @router.post("/account/reset")

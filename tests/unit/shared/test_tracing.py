@@ -12,14 +12,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from shared.tracing import (
-    TRACE_HEADER,
-    TraceIdFilter,
-    caller_span,
-    current_trace_id,
-    inject,
-    new_trace_id,
-)
+from shared.logs import ContextFilter
+from shared.tracing import TRACE_HEADER, caller_span, current_trace_id, inject, new_trace_id
 from tests.unit.shared.apps import app_with, client_of
 
 NEW_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -32,7 +26,7 @@ class Capture(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.addFilter(TraceIdFilter())
+        self.addFilter(ContextFilter("tests"))
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
