@@ -144,15 +144,19 @@ def measure_rounds(
 ) -> list[Measured]:
     """Warm every target, then measure them in turn, `cfg.rounds` times.
 
-    The table keeps each target's best round. Interleaving puts a target right after its
-    reference in every round, so each round's ratio compares runs that shared the
-    machine's conditions; the reported ratio is the median of those (`report.paired`).
+    The table keeps each target's best round. Interleaving puts a target right beside its
+    reference in every round (after it, then before it, in turn), so each round's ratio
+    compares runs that shared the machine's conditions; the reported ratio is the median
+    of those (`report.paired`).
     """
     warm_errors = {t.name: warm(driver, t, cfg, say) for t in group}
     rounds: dict[str, list[Measured]] = {t.name: [] for t in group}
     for n in range(cfg.rounds):
         say(f" round {n + 1}/{cfg.rounds}")
-        for target in group:
+        # Every other round in reverse: each pair stays adjacent, and which of the two
+        # runs first alternates (an A/A run, the same stack twice, measured the first
+        # of a pair up to 14% faster on this machine).
+        for target in group if n % 2 == 0 else reversed(group):
             rounds[target.name].append(measure(driver, target, cfg, say))
     out = []
     session = next(_SESSIONS)

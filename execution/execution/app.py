@@ -44,7 +44,7 @@ from shared.health import CheckFn, CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
-from shared.metrics import AppMetrics
+from shared.metrics import AppMetrics, Timings
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +76,13 @@ def create_app(
     # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
     configure_logging("execution", settings.log_level, settings.log_format)
     metrics = AppMetrics()
-    write_seconds = metrics.histogram(
-        "execution_ledger_write_seconds",
-        "Ledger write transactions in seconds, waiting for the writer included",
-        LEDGER_WRITE_BUCKETS,
-    )
+    writes = Timings(LEDGER_WRITE_BUCKETS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
             database = open_database(settings)
-            database.observe_write = write_seconds.observe
+            database.observe_write = writes.observe
             stack.push_async_callback(database.dispose)
             await migrate(database, starting_cash=settings.starting_cash)
             wiring = await stack.enter_async_context(
@@ -137,7 +133,7 @@ def create_app(
                 wiring.market, stale_after=timedelta(seconds=settings.price_stale_seconds)
             )
             history = History(ledger, valuer, events)
-            families = ExecutionFamilies(trades, history, trading)
+            families = ExecutionFamilies(trades, history, trading, writes)
             await families.refresh()
             metrics.clients = lambda: [risk_client, wiring.gateway]
             metrics.before_scrape = [families.refresh]

@@ -51,7 +51,7 @@ def test_metrics_count_exactly_the_trades(urls: dict[str, str]) -> None:
         for route in routes:
             assert "BTC-USD" not in route, (name, route)
             assert route.startswith(("/", "unmatched")), (name, route)
-    assert "/api/v1/price/{symbol}" in scraped["market-data"].label_values(
+    assert "/api/v1/ohlcv/{symbol}" in scraped["market-data"].label_values(
         "http_requests_total", "route"
     )
 

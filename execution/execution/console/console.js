@@ -288,7 +288,7 @@ async function placeOrder(event) {
 let refreshTimer = null;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => { loadPortfolio().catch(() => {}); loadRegimes(); }, 300);
+  refreshTimer = setTimeout(() => loadPortfolio().then(loadRegimes, () => {}), 300);
 }
 const handlers = {
   order(o) {
