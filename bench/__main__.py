@@ -89,6 +89,7 @@ def real_env(redis_url: str, database_url: str, extra: Sequence[str] = ()) -> di
         "LOG_LEVEL": "WARNING",
         # Large enough that neither cash nor the position cap binds during a run.
         "STARTING_CASH": "10000000",
+        **targets.stack_keys(),
         **overrides,
     }
 

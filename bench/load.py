@@ -32,6 +32,7 @@ class LoadSpec:
     url: str
     method: str = "GET"
     bodies: Sequence[dict[str, Any]] = ()
+    headers: dict[str, str] = field(default_factory=dict)
     concurrency: int = 1
     duration: float = 5.0
     timeout: float = 5.0
@@ -87,6 +88,7 @@ def _lua_string(text: str) -> str:
 def wrk_script(spec: LoadSpec) -> str:
     """A wrk Lua script: cycle through the bodies (if any), print the result as JSON."""
     lines = [f"wrk.method = {_lua_string(spec.method)}"]
+    lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in spec.headers.items()]
     if spec.bodies:
         path = urlsplit(spec.url).path or "/"
         bodies = ", ".join(_lua_string(json.dumps(b, separators=(",", ":"))) for b in spec.bodies)

@@ -131,7 +131,9 @@ def summary(name: str, found: Costs, wall: float, requests: int) -> list[str]:
 
 def check_trade(base: str, say: Callable[[str], None]) -> None:
     """One buy through the real trade path before any load: it must answer 201 FILLED."""
-    resp = httpx.post(f"{base}/api/v1/trade", json=targets.TRADE_BODIES[0], timeout=10.0)
+    resp = httpx.post(
+        f"{base}/api/v1/trade", json=targets.TRADE_BODIES[0], headers=targets.HEADERS, timeout=10.0
+    )
     if resp.status_code != 201:
         raise RuntimeError(f"trade answered {resp.status_code}: {resp.text[:500]}")
     status = resp.json().get("status")

@@ -40,7 +40,10 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     counts = {"status_errors": 0, "connect": 0, "read": 0, "write": 0, "timeout": 0}
     started = time.perf_counter()
     deadline = started + float(spec["duration"])
-    headers = {"Content-Type": "application/json"} if bodies else {}
+    headers = {
+        **spec.get("headers", {}),
+        **({"Content-Type": "application/json"} if bodies else {}),
+    }
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=float(spec["timeout"]))
 

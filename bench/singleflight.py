@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import stack
+from bench import stack, targets
 
 # Where the gateway may report its upstream calls: keys searched in /health, depth first.
 COUNTER_KEYS = ("upstream_calls", "source_calls", "upstream_fetches")
@@ -75,7 +75,7 @@ async def stampede(
         async with session.get(f"{base}/health") as resp:
             await resp.read()
         await barrier.wait()
-        async with session.get(base + path) as resp:
+        async with session.get(base + path, headers=targets.HEADERS) as resp:
             await resp.read()
             return resp.status
 
@@ -115,6 +115,7 @@ def counted_stampede(
             "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": "bench-stampede:",
             "LOG_LEVEL": "WARNING",
+            **targets.stack_keys(),
         }
         gateway = stack.Server(
             "stampede-gateway", "main:app", log_dir, cwd=stack.REPO / "market-data-gateway", env=env

@@ -10,9 +10,14 @@ from typing import Any
 from bench.load import Driver, LoadSpec
 from bench.report import Measured, best_of
 from bench.stack import Server
+from shared import keygen
+from shared.auth import API_KEY_HEADER
 
 SYMBOL = "BTC-USD"
 _SESSIONS = itertools.count(1)
+# The keys of this run's stack (`stack_keys()`); every target sends the admin key.
+KEYS = keygen.generate()
+HEADERS = {API_KEY_HEADER: KEYS["ADMIN_KEY"]}
 # Buys and sells alternate, the sells smaller, so a long run neither drains cash nor
 # sells more than it holds.
 TRADE_BODIES: tuple[dict[str, Any], ...] = (
@@ -38,6 +43,7 @@ class Target:
     url: str
     method: str = "GET"
     bodies: Sequence[dict[str, Any]] = field(default_factory=tuple)
+    headers: dict[str, str] = field(default_factory=lambda: dict(HEADERS))
     # The processes whose CPU time per request is measured during the high-concurrency run.
     servers: Sequence[Server] = field(default_factory=tuple)
 
@@ -52,6 +58,11 @@ class RunConfig:
     warm: float = 2.0
     rounds: int = 2
     timeout: float = 5.0
+
+
+def stack_keys() -> dict[str, str]:
+    """`API_KEYS` and `SERVICE_KEY` for the services of this run."""
+    return {"API_KEYS": KEYS["API_KEYS"], "SERVICE_KEY": KEYS["SERVICE_KEY"]}
 
 
 def trade(base: str, name: str = "trade") -> Target:
@@ -92,6 +103,7 @@ def spec(target: Target, cfg: RunConfig, concurrency: int, duration: float) -> L
         url=target.url,
         method=target.method,
         bodies=target.bodies,
+        headers=target.headers,
         concurrency=concurrency,
         duration=duration,
         timeout=cfg.timeout,
@@ -132,15 +144,19 @@ def measure_rounds(
 ) -> list[Measured]:
     """Warm every target, then measure them in turn, `cfg.rounds` times.
 
-    The table keeps each target's best round. Interleaving puts a target right after its
-    reference in every round, so each round's ratio compares runs that shared the
-    machine's conditions; the reported ratio is the median of those (`report.paired`).
+    The table keeps each target's best round. Interleaving puts a target right beside its
+    reference in every round (after it, then before it, in turn), so each round's ratio
+    compares runs that shared the machine's conditions; the reported ratio is the median
+    of those (`report.paired`).
     """
     warm_errors = {t.name: warm(driver, t, cfg, say) for t in group}
     rounds: dict[str, list[Measured]] = {t.name: [] for t in group}
     for n in range(cfg.rounds):
         say(f" round {n + 1}/{cfg.rounds}")
-        for target in group:
+        # Every other round in reverse: each pair stays adjacent, and which of the two
+        # runs first alternates (an A/A run, the same stack twice, measured the first
+        # of a pair up to 14% faster on this machine).
+        for target in group if n % 2 == 0 else reversed(group):
             rounds[target.name].append(measure(driver, target, cfg, say))
     out = []
     session = next(_SESSIONS)

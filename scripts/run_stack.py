@@ -1,7 +1,9 @@
 """`make run`: start the four services in the seed's order, each after the one before is healthy.
 
 Logs go to `.run/<service>.log`. Ctrl-C stops all four; a service that dies is reported
-with the end of its log, and the others are stopped.
+with the end of its log, and the others are stopped. The API keys come from
+`API_KEYS`/`SERVICE_KEY` in the environment or `.env`, else from `.run/keys.env`, made
+on the first run (mode 0600, outside git); all four get them.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from pathlib import Path
 
 import httpx
 
+from shared import keygen
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".run"
+KEYS_FILE = RUN_DIR / "keys.env"
+DOTENV = ROOT / ".env"
 SERVICES = [
     ("market-data-gateway", 8001),
     ("regime-detection", 8002),
@@ -28,8 +34,17 @@ START_TIMEOUT = 60.0
 
 SAMPLE = """\
   curl -s -X POST http://localhost:8004/api/v1/trade \\
-    -H 'Content-Type: application/json' \\
-    -d '{"symbol": "BTC-USD", "side": "buy", "amount": 1000}'"""
+    -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\
+    -d '{{"symbol": "BTC-USD", "side": "buy", "amount": 1000}}'"""
+
+
+def stack_keys() -> dict[str, str]:
+    """The keys: the environment's, else `.env`'s, else the keys file (made if missing)."""
+    environ = dict(os.environ)
+    if not keygen.given(environ) and DOTENV.exists():
+        dotenv = keygen.read(DOTENV)
+        environ.update({k: v for k, v in dotenv.items() if k in ("API_KEYS", "SERVICE_KEY")})
+    return keygen.ensure(KEYS_FILE, environ)
 
 
 def port_taken(port: int) -> bool:
@@ -48,11 +63,12 @@ def tail(path: Path, lines: int = 25) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start(folder: str, port: int) -> subprocess.Popen[bytes]:
+def start(folder: str, port: int, keys: dict[str, str]) -> subprocess.Popen[bytes]:
     log = (RUN_DIR / f"{folder}.log").open("wb")
     cmd = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--no-access-log"]
-    return subprocess.Popen(cmd, cwd=ROOT / folder, stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "API_KEYS": keys["API_KEYS"], "SERVICE_KEY": keys["SERVICE_KEY"]}
+    return subprocess.Popen(cmd, cwd=ROOT / folder, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_healthy(folder: str, port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -88,6 +104,7 @@ def main() -> int:
     if taken:
         print(f"ports already in use: {taken}; is the stack already running?", file=sys.stderr)
         return 1
+    keys = stack_keys()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     # Explicit handlers: a shell that starts us in the background ignores SIGINT.
     signal.signal(signal.SIGINT, _interrupt)
@@ -95,7 +112,7 @@ def main() -> int:
     try:
         for folder, port in SERVICES:
             print(f"starting {folder} on :{port} ...", flush=True)
-            procs[folder] = start(folder, port)
+            procs[folder] = start(folder, port, keys)
             try:
                 wait_healthy(folder, port, procs[folder])
             except RuntimeError as exc:
@@ -104,8 +121,10 @@ def main() -> int:
         print("\ntradestack is up:")
         for folder, port in SERVICES:
             print(f"  {folder:<20} http://localhost:{port}   docs: http://localhost:{port}/docs")
+        sample = SAMPLE.format(key=keys.get("ADMIN_KEY", "$ADMIN_KEY"))
         print(
-            f"\nlogs: {RUN_DIR}/<service>.log\n\ntry a trade:\n{SAMPLE}\n\nCtrl-C stops all four."
+            f"\nlogs: {RUN_DIR}/<service>.log\nkeys: {KEYS_FILE} (grep ADMIN_KEY {KEYS_FILE})"
+            f"\n\ntry a trade (with the admin key):\n{sample}\n\nCtrl-C stops all four."
         )
         while True:
             for folder, proc in procs.items():

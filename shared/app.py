@@ -1,13 +1,29 @@
-"""The app factory every service uses: middleware, error handlers, routers, in that order."""
+"""The app factory every service uses, and the typed lifespan state its routes read.
+
+The pattern, the same in all four services (see the README's layout section):
+
+- `app.py`: `create_app(settings=None, *, transport=None, market_source=None, clock=...)`
+  builds the app with `build_app`; its lifespan opens every long-lived resource and
+  yields the service's `State` (a `TypedDict` extending `AppState`).
+- `deps.py`: the `State` class, one async getter per resource and its `Annotated` alias
+  (`LedgerDep = Annotated[Ledger, Depends(get_ledger)]`).
+- `routes.py`: each route declares what it uses by those aliases; no route touches
+  `request.app.state`.
+
+Starlette hands the yielded state to every request as the ASGI scope's `state` (a
+shallow copy per request); `lifespan_state` reads it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 from fastapi import APIRouter, FastAPI
+from starlette.requests import HTTPConnection
 
+from shared.auth import load_keyring
 from shared.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from shared.docs import install_docs
 from shared.health import Dependency, health_router
@@ -20,29 +36,49 @@ from shared.tracing import Telemetry, TraceMiddleware
 VERSION = "1.0.0"
 
 
+class AppState(TypedDict):
+    """What every service's lifespan yields at least: the checks `/health` runs."""
+
+    health_checks: list[Dependency]
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+def lifespan_state(connection: HTTPConnection) -> Mapping[str, Any]:
+    """The state the app's lifespan yielded, as this request sees it (empty without one).
+
+    A service's `deps.py` narrows it to its own `State`:
+    `cast(State, lifespan_state(request))`.
+    """
+    state: Mapping[str, Any] = connection.scope.get("state", {})
+    return state
+
+
 def build_app(
     *,
     service: str,
     settings: CommonSettings | None = None,
     title: str,
     description: str,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
+    lifespan: Lifespan,
     routers: Sequence[APIRouter],
-    dependencies: Callable[[FastAPI], list[Dependency]],
     metrics: AppMetrics | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """A FastAPI app with tracing, problem+json errors, `/health` and the given routers.
 
-    `dependencies(app)` lists the health checks; it is called per `/health` request, so
-    it can read clients the lifespan put on `app.state`. A request body over
-    `max_body_bytes` is a 413 problem before the app reads it.
+    `/health` runs the `health_checks` the lifespan yielded. A request body over
+    `max_body_bytes` is a 413 problem before the app reads it. `settings.api_keys`
+    (`API_KEYS`) are the keys `shared.auth` accepts; none is an error (the service fails
+    closed, see `shared.auth.load_keyring`).
 
     `service` is the compose name, the traces' `service.name`. `/metrics` serves
     `metrics` (the app's own registry; the lifespan adds the service's families to it).
     With `settings.observability` off, requests are neither counted nor spanned.
     """
     settings = settings or CommonSettings()
+    keyring = load_keyring(settings.api_keys.get_secret_value())
     metrics = metrics or AppMetrics()
     # Empty (compose's `${OTEL_EXPORTER_OTLP_ENDPOINT:-}` when unset) means unset.
     telemetry = Telemetry(service, settings.otel_exporter_otlp_endpoint or None)
@@ -64,6 +100,7 @@ def build_app(
         docs_url=None,  # served by `install_docs`, from the repository rather than a CDN
         redoc_url=None,
     )
+    app.state.keyring = keyring
     # Added innermost first: the trace ID is bound before the catch-all 500 handler runs.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
@@ -74,7 +111,7 @@ def build_app(
         metrics=metrics if observed else None,
     )
     install_problem_handlers(app)
-    app.include_router(health_router(lambda: dependencies(app), version=VERSION))
+    app.include_router(health_router(version=VERSION))
     app.include_router(metrics_router(metrics))
     for router in routers:
         app.include_router(router)

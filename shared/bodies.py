@@ -1,61 +1,82 @@
-"""JSON request bodies validated in one pass by pydantic-core, for the hot POST endpoints.
+"""Where every service decodes a JSON request body: `JsonRoute`, the routers' route class.
 
-A declared body (`body: Model`) has FastAPI decode the JSON with the standard library,
-then validate the dict through its dependency machinery; `Model.model_validate_json` on
-the raw bytes does both in Rust. Measured on the trade path's two POSTs: ~50 us less
-CPU per request on the bench machine. An endpoint takes the `Request`, calls
-`read_body`, and declares `openapi_extra=json_body(Model)`; `shared.openapi` puts those
-models in the OpenAPI components, so the document shows the same schema. Errors are
-FastAPI's `RequestValidationError`, located under "body" as FastAPI locates them, so they
-become the same 422 problem+json. Left as it is: JSON with a byte-order mark or in
-UTF-16 is refused (422), where FastAPI's decoder accepted it.
+Routes declare their body as a schema model (`body: TradeRequest`) and FastAPI validates
+it; only the decoding of the raw bytes happens here, in `decode_json`, so a rule about
+what JSON is accepted (say, refusing duplicate keys) is written once for all four
+services. FastAPI's own decoder is the standard library's; orjson does the same in a
+fraction of the time, and its `JSONDecodeError` is the standard library's, so FastAPI
+still answers malformed JSON with its 422.
+
+A JSON object with the same key twice (`{"side": "sell", "side": "buy"}`) is refused
+(422): JSON parsers disagree on which one wins, so a proxy or a log and the service
+could read two different orders. orjson keeps the last one without saying so, so it
+decodes only after a quick scan that finds no key twice in one object; a body with a
+repeated key string is decoded again by the standard library, whose `object_pairs_hook`
+sees every pair and names the repeat. (The standard library alone would also take
+`NaN` and `Infinity`, which orjson refuses.)
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import json
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException
+import orjson
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 
-M = TypeVar("M", bound=BaseModel)
-REF = "#/components/schemas/{model}"
-# The models named by `json_body`, by schema name, for `shared.openapi`.
-_MODELS: dict[str, type[BaseModel]] = {}
+# Every JSON string followed by a colon: the keys, and only the keys (a value string is
+# followed by a comma, a brace or a bracket).
+_KEY = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"\s*:')
 
 
-async def read_body(request: Request, model: type[M]) -> M:
-    """The request's JSON body as `model`, or a 422 listing what was wrong.
+def decode_json(raw: bytes) -> Any:
+    """A request body's JSON value; `json.JSONDecodeError` if malformed or a key repeats."""
+    value = orjson.loads(raw)
+    keys = _KEY.findall(raw)
+    if len(keys) != len(set(keys)) or any(b"\\" in key for key in keys):
+        # The same key text twice somewhere (legitimate in two objects, refused in one),
+        # or an escaped key ("\u0061" is "a"): the exact check decides.
+        _refuse_repeats(raw)
+    return value
 
-    The body must be declared JSON (`application/json` or `application/*+json`), as
-    FastAPI requires of declared bodies; anything else is a 415. Without that, a web page
-    could post a trade with a plain form or `text/plain`, which browsers send to other
-    sites without asking first (no CORS preflight).
+
+def _refuse_repeats(raw: bytes) -> None:
+    text = raw.decode("utf-8")
+
+    def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = json.dumps(key if len(key) <= 40 else key[:37] + "...")
+                where = text.rfind(json.dumps(key)[:-1])
+                raise json.JSONDecodeError(f"duplicate key {shown}", text, max(where, 0))
+            seen.add(key)
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=no_repeats)
+
+
+class JsonRequest(Request):
+    """A request whose `json()` is `decode_json` of its body."""
+
+    async def json(self) -> Any:
+        return decode_json(await self.body())
+
+
+class JsonRoute(APIRoute):
+    """The route class of every router: bodies are decoded by `decode_json`.
+
+    FastAPI's documented way to change how a request is read ("Custom Request and
+    APIRoute class"): the handler gets a `JsonRequest` on the same ASGI messages.
     """
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    json = media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-    if not json:
-        got = f"got {media!r}" if media else "none was given"
-        raise HTTPException(415, f"Content-Type must be application/json ({got})")
-    raw = await request.body()
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors, body=raw) from None
 
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The route's `openapi_extra`: a required JSON body of `model`."""
-    _MODELS[model.__name__] = model
-    schema = {"$ref": REF.format(model=model.__name__)}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+        async def handle(request: Request) -> Response:
+            return await handler(JsonRequest(request.scope, request.receive))
 
-
-def body_model(name: str) -> type[BaseModel] | None:
-    """The model `json_body` declared under schema name `name`, if any."""
-    return _MODELS.get(name)
+        return handler if self.body_field is None else handle

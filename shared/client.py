@@ -4,7 +4,8 @@ Every call has a deadline; retries (tenacity) happen only where they are safe: a
 a POST carrying an Idempotency-Key, or any request that provably never left (connection
 refused). They happen only on connection errors, timeouts and 502/503/504, with
 exponential backoff and jitter, bounded in attempts and in total time. A circuit
-breaker per target fails fast while it is down; the trace ID goes with every call.
+breaker per target fails fast while it is down; the trace ID goes with every call, and
+so does the service's own API key (`SERVICE_KEY`) when it has one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import aiohttp
 import httpx
 import orjson
 
+from shared.auth import API_KEY_HEADER
 from shared.breaker import CircuitBreaker
 from shared.discovery import service_url
 from shared.errors import CircuitOpenError, ServiceUnavailableError, UpstreamClientError
@@ -48,6 +50,7 @@ class ServiceClient:
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        api_key: str | None = None,
     ) -> None:
         # Resolving now makes an unknown service name fail at construction.
         resolved = service_url(service_name)
@@ -64,6 +67,8 @@ class ServiceClient:
         )
         self._sleep = sleep
         self._clock = clock
+        # Sent as X-API-Key on every call; never logged (errors name the service only).
+        self._auth = {API_KEY_HEADER: api_key} if api_key else {}
         # Attempts by outcome, for `upstream_requests_total` (`shared.metrics`).
         self.outcomes: Counter[str] = Counter()
 
@@ -94,6 +99,7 @@ class ServiceClient:
             ),
             sleep=sleep,
             clock=clock,
+            api_key=settings.service_key.get_secret_value() if settings.service_key else None,
         )
 
     async def aclose(self) -> None:
@@ -120,29 +126,6 @@ class ServiceClient:
         answer = await self._call("POST", path, None, body, None, idempotency_key, timeout)
         return orjson.loads(answer.body)
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotency_key: str | None = None,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        """Send one logical request; return a 2xx/3xx response or raise an `UpstreamError`.
-
-        Raises `ServiceUnavailableError` (or `CircuitOpenError`) when the target cannot
-        answer, and `UpstreamClientError` when it answers 4xx.
-        """
-        answer = await self._call(method, path, params, json, headers, idempotency_key, timeout)
-        if answer.response is not None:
-            return answer.response
-        # The body is already decoded, so its encoding header must not apply twice.
-        kept = [(k, v) for k, v in answer.headers.items() if k.lower() != "content-encoding"]
-        return httpx.Response(answer.status, headers=kept, content=answer.body)
-
     async def _call(
         self,
         method: str,
@@ -156,7 +139,7 @@ class ServiceClient:
         method = method.upper()
         deadline = self._clock() + (self.timeout if timeout is None else timeout)
         idempotent = method in SAFE_METHODS or idempotency_key is not None
-        send_headers = dict(headers) if headers else {}
+        send_headers = {**self._auth, **headers} if headers else dict(self._auth)
         content = None
         if json is not None:
             send_headers["Content-Type"] = "application/json"

@@ -1,6 +1,8 @@
 """The error tree every service raises and every handler understands.
 
     DomainError                    a problem this system can name (status, title, type)
+    ├── UnauthorizedError          401: no API key, or one that is not configured
+    ├── ForbiddenError             403: the key's role does not allow this
     ├── NotFoundError              404: the thing asked for does not exist
     ├── InvalidRequestError        422: input the schemas could not catch
     ├── ConflictError              409: the request clashes with stored state
@@ -33,6 +35,22 @@ class DomainError(Exception):
     def headers(self) -> dict[str, str]:
         """Response headers the problem should carry (none by default)."""
         return {}
+
+
+class UnauthorizedError(DomainError):
+    status = 401
+    title = "Unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 9110: a 401 names how to authenticate. There is no registered scheme for
+        # an API key header; this names the header a client must send.
+        return {"WWW-Authenticate": 'ApiKey realm="tradestack", header="X-API-Key"'}
+
+
+class ForbiddenError(DomainError):
+    status = 403
+    title = "Forbidden"
 
 
 class NotFoundError(DomainError):

@@ -8,22 +8,43 @@ A check is an async callable returning a `DependencyStatus` ("healthy", "degrade
 "unhealthy") or a `Check` result with a detail. A check that raises or runs past its
 time bound counts as unhealthy. The service is unhealthy (503) when a critical
 dependency is; degraded (200) when any dependency is not healthy.
+
+`/health` is open to anyone (no API key), so what it says is public: URLs and host names
+in a dependency's detail (an error's text names where it failed to connect) are blanked
+here, in one place, whatever check wrote them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shared.breaker import BreakerState, CircuitBreaker
 
 DependencyStatus = Literal["healthy", "degraded", "unhealthy"]
+
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# host:port, where the host has a letter in it (not a time of day such as 14:05).
+_HOST_PORT = re.compile(r"\b(?=[A-Za-z0-9.-]*[A-Za-z])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*:\d{1,5}\b")
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b")
+
+
+def public(value: Any) -> Any:
+    """`value` with every URL and host:port in its strings blanked, for the open `/health`."""
+    if isinstance(value, str):
+        return _IPV4.sub("<host>", _HOST_PORT.sub("<host>", _URL.sub("<url>", value)))
+    if isinstance(value, dict):
+        return {key: public(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [public(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -73,21 +94,24 @@ async def _run(dep: Dependency, timeout: float) -> CheckResult:
 
 
 def health_router(
-    dependencies: Callable[[], list[Dependency]],
     *,
     version: str,
     check_timeout: float = 1.0,
     started: float | None = None,
     retry_after: int = 5,
 ) -> APIRouter:
-    """A router with `GET /health`; `dependencies` is read per request (lifespan state)."""
+    """A router with `GET /health` running the `health_checks` of the lifespan state."""
     router = APIRouter(tags=["health"])
     start = time.monotonic() if started is None else started
 
+    # HEAD too (the same answer, no body): load balancers and uptime probes ask with it.
+    @router.head("/health", include_in_schema=False)
     @router.get("/health", summary="Service health and its dependencies")
-    async def health() -> JSONResponse:
+    async def health(request: Request) -> JSONResponse:
         """Healthy, degraded (still serving) or unhealthy (503), with each dependency."""
-        deps = dependencies()
+        # The lifespan state, read as `shared.app.lifespan_state` does (not imported:
+        # `shared.app` imports this module).
+        deps: list[Dependency] = request.scope.get("state", {}).get("health_checks", [])
         results = await asyncio.gather(*(_run(d, check_timeout) for d in deps))
         if any(r.status == "unhealthy" and d.critical for d, r in zip(deps, results, strict=True)):
             overall: DependencyStatus = "unhealthy"
@@ -98,7 +122,9 @@ def health_router(
         body = {
             "status": overall,
             "dependencies": {d.name: r.status for d, r in zip(deps, results, strict=True)},
-            "details": {d.name: r.detail for d, r in zip(deps, results, strict=True) if r.detail},
+            "details": {
+                d.name: public(r.detail) for d, r in zip(deps, results, strict=True) if r.detail
+            },
             "uptime": round(time.monotonic() - start, 3),
             "version": version,
         }

@@ -3,27 +3,33 @@
 Each app owns its `CollectorRegistry` (prometheus-client's global one would mix the
 counts of every app built in one process, as the tests do). Request counts and durations
 are recorded by the request middleware (`shared.tracing`) under the route's template,
-never the concrete path. Domain code counts what happens in plain `collections.Counter`s
-it owns; a collector reads them when Prometheus scrapes, so the hot path pays a dict
-increment and the domain modules do not depend on prometheus-client.
+never the concrete path.
+
+Everything is counted in plain structures (a `collections.Counter`, a `Timings` of
+bucket counts) that a collector turns into prometheus-client's metric families when
+Prometheus scrapes. prometheus-client's own `Counter` and `Histogram` take a lock on
+every increment: ~6 us per request for the two HTTP families (measured), against well
+under one for a dict increment and a bisect; the hot path runs on one event loop, so
+it needs no lock. The domain modules do not depend on prometheus-client either.
 """
 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
@@ -35,13 +41,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BREAKER_VALUES",
     "AppMetrics",
+    "Timings",
     "counter_family",
     "gauge_family",
     "metrics_router",
 ]
-
-# No `_created` series beside each counter: they double what Prometheus stores, unused here.
-disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # circuit_breaker_state's values, as the issue fixes them.
 BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -93,13 +97,49 @@ def client_families(clients: Iterable[ServiceClient]) -> Iterable[Metric]:
     )
 
 
+class Timings:
+    """A histogram's bucket counts and sum; `observe` is a bisect and two additions."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Iterable[float] = REQUEST_BUCKETS) -> None:
+        self.bounds = tuple(sorted(bounds))
+        self.counts = [0] * (len(self.bounds) + 1)  # the last is +Inf's own
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # Prometheus buckets are "less than or equal": bisect_left finds the first bound >= value.
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative counts by upper bound, as the text format writes them."""
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip([*map(repr, self.bounds), "+Inf"], self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+def histogram_family(
+    name: str, documentation: str, labels: Iterable[str], timings: Mapping[Labels, Timings]
+) -> HistogramMetricFamily:
+    """A histogram family from a mapping of label values to `Timings`."""
+    family = HistogramMetricFamily(name, documentation, labels=list(labels))
+    for values, timed in sorted(timings.items()):
+        family.add_metric(list(values), timed.buckets(), timed.total)
+    return family
+
+
 class _Families(Collector):
-    """Reads the app's domain counts at scrape time."""
+    """Reads the app's counts at scrape time."""
 
     def __init__(self, owner: AppMetrics) -> None:
         self.owner = owner
 
     def collect(self) -> Iterable[Metric]:
+        yield from self.owner.request_families()
         yield from client_families(self.owner.clients())
         for families in self.owner.sources:
             yield from families()
@@ -119,45 +159,33 @@ class AppMetrics:
         self.sources: list[Families] = []
         self.before_scrape: list[Callable[[], Awaitable[None]]] = []
         self.clients: Callable[[], Iterable[ServiceClient]] = lambda: ()
-        self._requests = Counter(
-            "http_requests",
-            "HTTP requests answered, by method, route template and status",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self._duration = Histogram(
-            "http_request_duration_seconds",
-            "HTTP request duration in seconds, by method and route template",
-            ["method", "route"],
-            buckets=REQUEST_BUCKETS,
-            registry=self.registry,
-        )
-        # Labelled children, looked up once per label set (`labels()` validates and
-        # locks on every call).
-        self._counted: dict[tuple[str, str, int], Callable[[], None]] = {}
-        self._timed: dict[tuple[str, str], Callable[[float], None]] = {}
+        self.requests: Counter[tuple[str, str, str]] = Counter()
+        self.durations: dict[tuple[str, str], Timings] = {}
         self.registry.register(_Families(self))
-
-    def histogram(
-        self, name: str, documentation: str, buckets: Iterable[float] = REQUEST_BUCKETS
-    ) -> Histogram:
-        """A histogram on this app's registry (for domain timings)."""
-        return Histogram(name, documentation, buckets=tuple(buckets), registry=self.registry)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
         if method not in METHODS:
             method = "other"
-        count = self._counted.get((method, route, status))
-        if count is None:
-            count = self._requests.labels(method, route, str(status)).inc
-            self._counted[(method, route, status)] = count
-        count()
-        timed = self._timed.get((method, route))
-        if timed is None:
-            timed = self._duration.labels(method, route).observe
-            self._timed[(method, route)] = timed
-        timed(seconds)
+        self.requests[method, route, str(status)] += 1
+        timings = self.durations.get((method, route))
+        if timings is None:
+            timings = self.durations[method, route] = Timings()
+        timings.observe(seconds)
+
+    def request_families(self) -> Iterable[Metric]:
+        yield counter_family(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            self.requests,
+        )
+        yield histogram_family(
+            "http_request_duration_seconds",
+            "HTTP request duration in seconds, by method and route template",
+            ["method", "route"],
+            self.durations,
+        )
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

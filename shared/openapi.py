@@ -1,10 +1,8 @@
-"""The OpenAPI document every service serves: FastAPI's, plus what it cannot infer.
+"""The OpenAPI document every service serves: FastAPI's, with the errors as they are sent.
 
-- Bodies read by `shared.bodies.read_body` (declared with `json_body`) get their models
-  in the components, like declared bodies.
-- Every error answer is documented as the problem+json the services send
-  (`shared.problems.Problem`), not FastAPI's `HTTPValidationError` for a 422. Responses
-  with their own JSON schema (`/health`'s 503 report) are left as they are.
+Every error answer is documented as the problem+json the services send
+(`shared.problems.Problem`), not FastAPI's `HTTPValidationError` for a 422. Responses with
+their own JSON schema (`/health`'s 503 report) are left as they are.
 """
 
 from __future__ import annotations
@@ -14,8 +12,9 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from shared.bodies import REF, body_model
 from shared.problems import PROBLEM_JSON, Problem
+
+REF = "#/components/schemas/{model}"
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -25,32 +24,11 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
-            document_bodies(document)
             document_problems(document)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def document_bodies(document: dict[str, Any]) -> None:
-    """Define the models that routes name with `json_body` (and the models they nest);
-    such a route may also answer 415 and 422.
-
-    Schema names are bare class names, as FastAPI's own are: two body models of one
-    name in one service would share an entry (none do).
-    """
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
-            content = operation.get("requestBody", {}).get("content", {})
-            ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
-            model = body_model(ref.rsplit("/", 1)[-1])
-            if model is None:
-                continue
-            _define(document, model)
-            responses = operation.setdefault("responses", {})
-            responses.setdefault("415", {"description": "The body is not declared JSON"})
-            responses.setdefault("422", {"description": "Invalid body: `errors` names each field"})
 
 
 def document_problems(document: dict[str, Any]) -> None:

@@ -21,6 +21,8 @@ from shared.errors import DomainError
 from shared.tracing import current_trace_id
 
 PROBLEM_JSON = "application/problem+json"
+# `instance` is the request's path: a caller's 10 KB id is not sent back to it whole.
+MAX_INSTANCE_CHARS = 256
 # Members an error's `extra` may not override (nor collide with as keyword arguments).
 _RESERVED = frozenset(
     {"type", "type_", "title", "status", "detail", "instance", "trace_id", "headers", "request"}
@@ -65,12 +67,15 @@ def problem_response(
     **extra: Any,
 ) -> JSONResponse:
     """Build one problem+json response in the shape every service uses."""
+    path = request.url.path
+    if len(path) > MAX_INSTANCE_CHARS:
+        path = path[:MAX_INSTANCE_CHARS] + "..."
     body: dict[str, Any] = {
         "type": type_,
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": path,
         "trace_id": current_trace_id(),
         **extra,
     }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import keygen
 from shared.discovery import SERVICES, UnknownServiceError
 
 
@@ -14,6 +16,15 @@ class CommonSettings(BaseSettings):
     """Logging, discovery and resilience knobs; each service's Settings extends this."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    # Access control (see `shared.auth`): the keys this service accepts, as
+    # `role:key` or `role:sha256:<hex>` entries, and the key it sends to the others.
+    # Unset API_KEYS: the service refuses to start (fail closed).
+    api_keys: SecretStr = SecretStr("")
+    service_key: SecretStr | None = None
+    # A file of API_KEYS=/SERVICE_KEY= lines (`make run`'s .run/keys.env, compose's
+    # keys volume), read for whichever of the two the environment does not set.
+    keys_file: Path | None = None
 
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "text"
@@ -35,6 +46,25 @@ class CommonSettings(BaseSettings):
     retry_max_attempts: int = Field(default=3, ge=1, le=10)
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_recovery_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_from_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("keys_file"):
+            return data
+        if data.get("api_keys") and data.get("service_key"):
+            return data  # the environment wins; the file need not even exist
+        path = Path(data["keys_file"])
+        try:
+            found = keygen.read(path)
+        except OSError as exc:
+            raise ValueError(f"KEYS_FILE {path} cannot be read: {exc.strerror}") from None
+        names = {"api_keys": "API_KEYS", "service_key": "SERVICE_KEY"}
+        return data | {
+            field: found[name]
+            for field, name in names.items()
+            if not data.get(field) and found.get(name)
+        }
 
     def url_of(self, service_name: str) -> str:
         """The configured base URL of a service in the discovery map."""

@@ -67,15 +67,16 @@ class NativePool:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # What httpx-aiohttp would build, minus aiohttp's own silent resend of idempotent
-            # requests after a disconnect: `ServiceClient`'s policy must be the only retry,
-            # or every GET attempt could reach the server twice.
+            # What httpx-aiohttp would build. aiohttp itself resends an idempotent request
+            # (GET) once after a disconnect, as RFC 9112 allows; it has no public switch to
+            # turn that off, so a GET attempt may reach the server twice. It never resends
+            # a POST, and the keep-alive below the servers' makes a stale connection rare.
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=self._ssl
             )
-            built = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
-            built._retry_connection = False
-            self._session = built
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": USER_AGENT}
+            )
         return self._session
 
     async def send(

@@ -3,6 +3,8 @@ server) is reported as a failure carrying the skip's reason.
 
 A test that CI genuinely cannot run says so with `@pytest.mark.optional_in_ci("why")`;
 its skips stay skips.
+
+Every test runs with the API keys of `tests.support.keys` in its environment.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from collections.abc import Generator
 
 import pytest
 
+from tests.support import keys
+
 STRICT = os.environ.get("CI", "").lower() == "true"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Before any test module builds Settings or starts a process: both read them here.
+    os.environ.update(keys.environment())
     config.addinivalue_line(
         "markers", "optional_in_ci(reason): the test may skip under CI=true (say why)"
     )

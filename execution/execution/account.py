@@ -17,8 +17,14 @@ from sqlalchemy import Connection, delete, func, select
 from execution import statements
 from execution.db import Database
 from execution.ledger import _holdings
-from execution.migrate import ACCOUNT_ID
-from execution.models import account_resets, accounts, orders, portfolio_points, positions
+from execution.models import (
+    ACCOUNT_ID,
+    account_resets,
+    accounts,
+    orders,
+    portfolio_points,
+    positions,
+)
 from execution.schemas import ResetAnswer
 from shared.market.models import utc_iso
 

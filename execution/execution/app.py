@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -14,12 +15,14 @@ from decimal import Decimal
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 from execution import console
 from execution.account import Accounts
 from execution.broker import Costs
 from execution.config import Settings
 from execution.db import Database, open_database
+from execution.deps import State
 from execution.events import EventBus
 from execution.history import History
 from execution.idempotency import IdempotencyStore
@@ -37,12 +40,11 @@ from execution.symbols import SymbolList
 from execution.trading_state import TradingStateStore
 from execution.watch import OTHERS, HealthWatch
 from shared.app import build_app
-from shared.health import CheckResult, Dependency, breaker_check
+from shared.health import CheckFn, CheckResult, Dependency, breaker_check
 from shared.logs import configure_logging
-from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
-from shared.metrics import AppMetrics
+from shared.metrics import AppMetrics, Timings
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,12 @@ Paper execution with a durable SQL ledger. A trade reads the account from the le
 asks Risk Management with that portfolio, and fills `min(amount, max_amount)` at the
 price in Risk's decision (read from the gateway a moment before) moved against the
 trader by `SLIPPAGE_BPS`, paying `FEE_BPS` on the notional. Order, fill and balances are
-written in one transaction that re-checks cash and holdings under a lock: concurrent
-trades never overdraw. Risk unreachable: 503 with Retry-After and no trade; the attempt
-is still listed. `Idempotency-Key`: the same key and body within 24 h answer the stored
-order; a different body is a 422.
+written in one transaction that re-checks cash, holdings and Risk's limits under a lock:
+concurrent trades never overdraw nor take a position past its limits. The trading state
+(`/api/v1/trading-state`: ACTIVE, REDUCING, HALTED) can refuse trades (409, recorded);
+protections halt trading by themselves on a daily loss or a drawdown. Risk unreachable:
+503 with Retry-After and no trade; the attempt is still listed. `Idempotency-Key`: the
+same key and body within 24 h answer the stored order; a different body is a 422.
 """
 PURGE_EVERY_SECONDS = 3600.0
 
@@ -63,61 +67,58 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    direct_source: MarketSource | None = None,
+    market_source: MarketSource | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> FastAPI:
-    """Build the service; `transport` and `direct_source` are seams for tests."""
+    """Build the service; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     settings = settings or Settings()
+    # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
+    configure_logging("execution", settings.log_level, settings.log_format)
     metrics = AppMetrics()
-    write_seconds = metrics.histogram(
-        "execution_ledger_write_seconds",
-        "Ledger write transactions in seconds, waiting for the writer included",
-        LEDGER_WRITE_BUCKETS,
-    )
+    writes = Timings(LEDGER_WRITE_BUCKETS)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging("execution", settings.log_level, settings.log_format)
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
-            db = open_database(settings)
-            db.observe_write = write_seconds.observe
-            stack.push_async_callback(db.dispose)
-            await migrate(db, starting_cash=settings.starting_cash)
+            database = open_database(settings)
+            database.observe_write = writes.observe
+            stack.push_async_callback(database.dispose)
+            await migrate(database, starting_cash=settings.starting_cash)
             wiring = await stack.enter_async_context(
-                open_market(settings, transport=transport, direct_source=direct_source)
+                open_market(
+                    settings,
+                    transport=transport,
+                    market_source=market_source,
+                    clock=clock,
+                    sleep=sleep,
+                )
             )
-            risk, gateway, choice = (
-                wiring.client("risk_management", settings),
-                wiring.gateway,
-                wiring.choice,
-            )
+            risk_client = wiring.client("risk_management", settings)
             keys = IdempotencyStore(
-                db,
+                database,
                 ttl=timedelta(hours=settings.idempotency_ttl_hours),
                 lock_seconds=settings.idempotency_lock_seconds,
                 wait_seconds=settings.idempotency_wait_seconds,
             )
-            bus = app.state.events = EventBus()
-            app.state.db, app.state.risk, app.state.gateway = db, risk, gateway
-            app.state.regime = wiring.client("regime_detection", settings)
-            app.state.source = choice
-            app.state.ledger = Ledger(db)
-            app.state.orders = OrderBook(db)
-            app.state.trading = TradingStateStore(
-                db,
-                on_change=lambda change: bus.publish(
+            events = EventBus()
+            ledger = Ledger(database)
+            trading = TradingStateStore(
+                database,
+                on_change=lambda change: events.publish(
                     "trading_state", TradingStateOut.of(change).model_dump()
                 ),
             )
-            app.state.order_rate = OrderRateLimiter(settings.max_orders_per_minute)
+            order_rate = OrderRateLimiter(settings.max_orders_per_minute)
             limits = ProtectionLimits(
                 daily_loss_share=settings.max_daily_loss_share,
                 drawdown_share=settings.max_drawdown_share,
             )
-            app.state.protections = Protections(db, limits)
-            app.state.trades = TradeService(
-                ledger=app.state.ledger,
+            protections = Protections(database, limits)
+            trades = TradeService(
+                ledger=ledger,
                 keys=keys,
-                risk=risk,
+                risk=risk_client,
                 costs=Costs(
                     slippage_bps=settings.slippage_bps,
                     fee_bps=settings.fee_bps,
@@ -125,49 +126,71 @@ def create_app(
                 ),
                 retry_after=settings.unavailable_retry_after_seconds,
                 protections=limits,
-                on_order=lambda order: bus.publish("order", order_fields(order)),
+                on_order=lambda order: events.publish("order", order_fields(order)),
                 symbols=SymbolList(wiring.market, ttl=settings.symbols_ttl_seconds),
             )
-            app.state.valuer = PortfolioValuer(
-                wiring.market,
-                stale_after=timedelta(seconds=settings.price_stale_seconds),
+            valuer = PortfolioValuer(
+                wiring.market, stale_after=timedelta(seconds=settings.price_stale_seconds)
             )
-            app.state.accounts = Accounts(db, starting_cash=settings.starting_cash)
-            app.state.history = History(app.state.ledger, app.state.valuer, bus)
-            families = ExecutionFamilies(app.state.trades, app.state.history, app.state.trading)
+            history = History(ledger, valuer, events)
+            families = ExecutionFamilies(trades, history, trading, writes)
             await families.refresh()
-            metrics.clients = lambda: [risk, gateway]
+            metrics.clients = lambda: [risk_client, wiring.gateway]
             metrics.before_scrape = [families.refresh]
             metrics.sources = [families]
             purger = asyncio.create_task(_purge_keys(keys))
             stack.callback(purger.cancel)
             guard = asyncio.create_task(
-                app.state.protections.run(
-                    functools.partial(_equity, app.state.ledger, app.state.valuer),
+                protections.run(
+                    functools.partial(_equity, ledger, valuer),
                     settings.protection_check_seconds,
                 )
             )
             stack.callback(guard.cancel)
             # Subscribed before the first request, so no fill goes unrecorded.
-            fills = stack.enter_context(bus.subscribe())
-            recorder = asyncio.create_task(
-                app.state.history.run(fills, settings.portfolio_history_seconds)
-            )
+            fills = stack.enter_context(events.subscribe())
+            recorder = asyncio.create_task(history.run(fills, settings.portfolio_history_seconds))
             stack.callback(recorder.cancel)
+
+            async def served_here(scope: Scope, receive: Receive, send: Send) -> None:
+                # The service calling itself in process (the console's health watch): the
+                # lifespan's state goes with each request, as uvicorn passes it.
+                await app({**scope, "state": dict(state)}, receive, send)
+
             own = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://execution"
+                transport=httpx.ASGITransport(app=served_here), base_url="http://execution"
             )
             stack.push_async_callback(own.aclose)
-            app.state.watch = HealthWatch(
-                bus,
+            watch = HealthWatch(
+                events,
                 own=own,
                 http=wiring.http,
                 urls={name: settings.url_of(name) for name in OTHERS},
                 interval=settings.console_health_seconds,
             )
-            watcher = asyncio.create_task(app.state.watch.run())
+            state: State = {
+                "trades": trades,
+                "ledger": ledger,
+                "orders": OrderBook(database),
+                "valuer": valuer,
+                "accounts": Accounts(database, starting_cash=settings.starting_cash),
+                "history": history,
+                "events": events,
+                "trading": trading,
+                "watch": watch,
+                "order_rate": order_rate,
+                "regime_client": wiring.client("regime_detection", settings),
+                # The ledger is critical (no trades without it); the upstreams are not.
+                "health_checks": [
+                    Dependency("database", database_check(database), critical=True),
+                    Dependency("risk_management", breaker_check(risk_client.breaker)),
+                    Dependency("market_data", breaker_check(wiring.gateway.breaker)),
+                    Dependency("market_source", wiring.choice.check),
+                ],
+            }
+            watcher = asyncio.create_task(watch.run())
             stack.callback(watcher.cancel)
-            yield
+            yield state
 
     app = build_app(
         service="execution",
@@ -177,7 +200,6 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router, console.router, console.page_router],
-        dependencies=_dependencies,
     )
     app.mount("/console", console.console_assets(), name="console")
     return app
@@ -203,20 +225,11 @@ async def _purge_keys(keys: IdempotencyStore) -> None:
         await asyncio.sleep(PURGE_EVERY_SECONDS)
 
 
-def _dependencies(app: FastAPI) -> list[Dependency]:
-    """The ledger (critical: no trades without it) and the upstreams' breakers."""
-    if not hasattr(app.state, "trades"):
-        return []
-    db: Database = app.state.db
-    choice: SourceChoice = app.state.source
+def database_check(database: Database) -> CheckFn:
+    """`/health`: the ledger answers a trivial query."""
 
-    async def database_check() -> CheckResult:
-        await db.read(lambda conn: conn.execute(text("SELECT 1")))
-        return CheckResult("healthy", {"dialect": db.dialect})
+    async def check() -> CheckResult:
+        await database.read(lambda conn: conn.execute(text("SELECT 1")))
+        return CheckResult("healthy", {"dialect": database.dialect})
 
-    return [
-        Dependency("database", database_check, critical=True),
-        Dependency("risk_management", breaker_check(app.state.risk.breaker)),
-        Dependency("market_data", breaker_check(app.state.gateway.breaker)),
-        Dependency("market_source", choice.check),
-    ]
+    return check

@@ -17,8 +17,10 @@ from execution.protections import Marks
 from shared.trading import TradingState
 
 Side = Literal["buy", "sell"]
-CENT = Decimal("0.00000001")  # quote-currency amounts
-UNIT = Decimal("0.000000000001")  # quantities and prices
+# Quote-currency amounts are kept to 1e-8 (not to the cent: sub-cent fees and crypto
+# notionals add up), quantities and prices to 1e-12.
+AMOUNT_STEP = Decimal("0.00000001")
+UNIT = Decimal("0.000000000001")
 BPS = Decimal(10_000)
 
 
@@ -67,7 +69,7 @@ def execution_price(side: Side, price: Decimal, slippage_bps: Decimal) -> Decima
 
 
 def fee_of(amount: Decimal, fee_bps: Decimal) -> Decimal:
-    return (amount * fee_bps / BPS).quantize(CENT, ROUND_CEILING)
+    return (amount * fee_bps / BPS).quantize(AMOUNT_STEP, ROUND_CEILING)
 
 
 def plan_fill(
@@ -77,14 +79,14 @@ def plan_fill(
     exec_price = execution_price(side, price, costs.slippage_bps)
     if exec_price <= 0:
         return Refusal(reason=f"No tradable price (quoted {price})")
-    amount = amount.quantize(CENT, ROUND_FLOOR)
+    amount = amount.quantize(AMOUNT_STEP, ROUND_FLOOR)
     clamped = None
     if side == "buy":
         rate = costs.fee_bps / BPS
         if amount + fee_of(amount, costs.fee_bps) > books.cash:
-            amount = (books.cash / (1 + rate)).quantize(CENT, ROUND_FLOOR)
+            amount = (books.cash / (1 + rate)).quantize(AMOUNT_STEP, ROUND_FLOOR)
             while amount > 0 and amount + fee_of(amount, costs.fee_bps) > books.cash:
-                amount -= CENT
+                amount -= AMOUNT_STEP
             clamped = f"reduced to the {books.cash} cash available"
         quantity = (amount / exec_price).quantize(UNIT, ROUND_FLOOR)
         short_of = "cash"
@@ -92,7 +94,7 @@ def plan_fill(
         quantity = (amount / exec_price).quantize(UNIT, ROUND_CEILING)
         if quantity > books.quantity:
             quantity = books.quantity
-            amount = (quantity * exec_price).quantize(CENT, ROUND_FLOOR)
+            amount = (quantity * exec_price).quantize(AMOUNT_STEP, ROUND_FLOOR)
             clamped = f"reduced to the {books.quantity} held"
         short_of = "holdings"
     if amount < costs.min_order_amount or quantity <= 0:
@@ -118,7 +120,7 @@ def apply_fill(side: Side, fill: Fill, books: Books) -> Books:
     if fill.quantity >= books.quantity:
         released = books.cost_basis
     else:
-        released = (books.cost_basis * fill.quantity / books.quantity).quantize(CENT)
+        released = (books.cost_basis * fill.quantity / books.quantity).quantize(AMOUNT_STEP)
     realized = fill.filled_amount - fill.fee - released
     return Books(
         cash=books.cash + fill.filled_amount - fill.fee,

@@ -11,12 +11,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from shared.client import ServiceClient
+from execution.deps import RegimeClientDep
+from shared.auth import AnyKeyDep, ViewerDep
 from shared.errors import DomainError, InvalidRequestError
 from shared.market.models import SYMBOL_PATTERN
 
@@ -50,16 +51,9 @@ class Session(BaseModel):
 
 
 @router.get("/session")
-async def session() -> Session:
-    """The role of the caller's API key (until keys are configured, every caller is admin)."""
-    return Session(role="admin", key_id=None)
-
-
-async def get_regime(request: Request) -> ServiceClient:
-    return request.app.state.regime  # type: ignore[no-any-return]
-
-
-RegimeDep = Annotated[ServiceClient, Depends(get_regime)]
+async def session(caller: AnyKeyDep) -> Session:
+    """The role of the caller's API key and its non-secret id (401 for an unknown key)."""
+    return Session(role=caller.role, key_id=caller.key_id)
 
 
 class RegimeList(BaseModel):
@@ -70,7 +64,8 @@ class RegimeList(BaseModel):
 
 @router.get("/regimes", responses={422: {"description": "A symbol that is not BASE-QUOTE"}})
 async def regimes(
-    regime: RegimeDep,
+    regime: RegimeClientDep,
+    caller: ViewerDep,
     symbols: Annotated[str, Query(description="Comma-separated symbols, at most 20")],
 ) -> RegimeList:
     """The market regime of each symbol with its indicators and confidence, as the regime

@@ -13,12 +13,14 @@ Transactions are plain functions of a SQLAlchemy `Connection`, run whole by
   never spin in SQLite's sleeping busy handler against each other, and the writes
   queued meanwhile commit together (group commit: one fsync for the batch, each write
   in its own savepoint). The fsync was ~0.1 ms of CPU (system time) per trade.
-  Reads run on the event loop itself, on a connection of their own that never waits:
-  in WAL mode a read takes no lock a writer holds and does no fsync (the books read is
-  ~25 us), while a thread hop there and back cost ~120 us of CPU (futex wake-ups and
-  GIL hand-overs, measured on the 2-core bench machine). In the rare case SQLite answers
-  "busy" to a reader (another process recovering the WAL), the read goes to the reader
-  threads, which wait the busy timeout as before.
+  Reads run on the reader threads, except the trade's books read (`read_books`), which
+  runs on the event loop itself, on a connection of its own that never waits: in WAL
+  mode a read takes no lock a writer holds and does no fsync (the books read is ~25 us),
+  while a thread hop there and back cost ~120 us of CPU (futex wake-ups and GIL
+  hand-overs, measured on the 2-core bench machine). A larger read (a page of 500
+  orders, ~15 ms) would stall every request meanwhile, so only that one may. In the rare
+  case SQLite answers "busy" to it (another process recovering the WAL), it goes to the
+  reader threads, which wait the busy timeout.
 """
 
 from __future__ import annotations
@@ -95,9 +97,19 @@ class Database:
 
     async def read(self, body: Body[T]) -> T:
         """Run `body`, which must be one statement that only reads (autocommit) and
-        consume its result (an unread result would hold a snapshot open)."""
+        consume its result (an unread result would hold a snapshot open); off the event
+        loop (SQLite: on the reader threads)."""
         try:
             return await self._read(body)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+
+    async def read_books(self, body: Body[T]) -> T:
+        """`read` for the trade's books read only (the account and its few positions, one
+        indexed statement): on SQLite it runs on the event loop itself, where a thread
+        hop would cost ten times the read. Never a page of orders nor a scan."""
+        try:
+            return await self._read_books(body)
         except _UNAVAILABLE as exc:
             raise _unavailable(exc) from exc
 
@@ -106,6 +118,9 @@ class Database:
 
     async def _read(self, body: Body[T]) -> T:
         raise NotImplementedError
+
+    async def _read_books(self, body: Body[T]) -> T:
+        return await self._read(body)
 
     async def dispose(self) -> None:
         raise NotImplementedError
@@ -181,6 +196,9 @@ class SqliteDatabase(Database):
         return await self._writer.call(body)  # type: ignore[no-any-return]
 
     async def _read(self, body: Body[T]) -> T:
+        return await self._readers.call(functools.partial(read_with, self.engine, body))  # type: ignore[no-any-return]
+
+    async def _read_books(self, body: Body[T]) -> T:
         conn = self._loop_reader or await self._open_loop_reader()
         try:
             return body(conn)
@@ -192,7 +210,7 @@ class SqliteDatabase(Database):
                 self._loop_reader = None
             elif conn.in_transaction():  # SQLAlchemy's autobegin; no BEGIN was sent
                 conn.rollback()
-        return await self._readers.call(functools.partial(read_with, self.engine, body))  # type: ignore[no-any-return]
+        return await self._read(body)
 
     async def _open_loop_reader(self) -> Connection:
         async with self._opening:  # one connection, however many reads wait for it

@@ -24,6 +24,7 @@ from execution.db import Database
 from execution.events import Event, EventBus
 from execution.ledger import Ledger, _holdings
 from execution.models import accounts, portfolio_points
+from execution.orders import decode_cursor, encode_cursor
 from execution.portfolio import PortfolioValuer
 from execution.schemas import HistoryPoint, PortfolioHistory
 from shared.market.models import utc_iso
@@ -52,20 +53,32 @@ class History:
         self.equity: float | None = None
 
     async def points(
-        self, *, since: datetime | None = None, until: datetime | None = None
+        self,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> PortfolioHistory:
-        """The open account's points, oldest first; `since` inclusive, `until` exclusive."""
+        """Up to `limit` of the open account's points, newest first, after `cursor`;
+        `since` inclusive, `until` exclusive."""
+        after = None if cursor is None else decode_cursor(cursor)
 
         def read(conn: Connection) -> PortfolioHistory:
             account = current_account(conn)
-            query = select(portfolio_points).where(portfolio_points.c.account == account)
+            t = portfolio_points
+            query = select(t).where(t.c.account == account)
             if since is not None:
-                query = query.where(portfolio_points.c.timestamp >= since)
+                query = query.where(t.c.timestamp >= since)
             if until is not None:
-                query = query.where(portfolio_points.c.timestamp < until)
-            rows = conn.execute(query.order_by(portfolio_points.c.seq)).all()
+                query = query.where(t.c.timestamp < until)
+            if after is not None:
+                query = query.where(t.c.seq < after)
+            rows = conn.execute(query.order_by(t.c.seq.desc()).limit(limit + 1)).all()
+            more, rows = len(rows) > limit, rows[:limit]
             return PortfolioHistory(
                 account=account,
+                next_cursor=encode_cursor(rows[-1].seq) if more else None,
                 points=[
                     HistoryPoint(
                         timestamp=utc_iso(r.timestamp),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,12 +28,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from execution import statements
 from execution.db import Database
+from execution.dialects import dialect_of
 from execution.models import idempotency_keys as keys
 from execution.statements import params
+from shared.auth import Caller
 from shared.errors import ConflictError, InvalidRequestError
 
 _POLL_FIRST, _POLL_MAX = 0.005, 0.1
@@ -56,6 +58,15 @@ class StoredAnswer:
 
 class KeyLostError(ConflictError):
     """The claim was taken over (this request outlived `lock_seconds`): write nothing."""
+
+
+def scoped_key(caller: Caller, key: str) -> str:
+    """The stored form of an Idempotency-Key: it belongs to the API key that sent it.
+
+    The same Idempotency-Key from another API key is another request. Hashed, so the
+    stored key has one length (the column's 255 fits any header) and holds no key digest.
+    """
+    return hashlib.sha256(f"{caller.digest}\n{key}".encode()).hexdigest()
 
 
 class IdempotencyStore:
@@ -112,10 +123,14 @@ class IdempotencyStore:
         if row is None or row.created_at <= now - self.ttl:
             return _CLAIMABLE
         if row.fingerprint != fingerprint:
-            raise InvalidRequestError(
-                "Idempotency-Key was already used with a different request body",
-                extra={"errors": [{"field": "Idempotency-Key", "location": "header"}]},
-            )
+            detail = "Idempotency-Key was already used with a different request body"
+            error = {
+                "field": "Idempotency-Key",
+                "location": "header",
+                "message": detail,
+                "type": "idempotency_key_reused",
+            }
+            raise InvalidRequestError(detail, extra={"errors": [error]})
         if row.status_code is not None:
             return StoredAnswer(row.status_code, row.response)
         return _CLAIMABLE if row.locked_at <= now - self.lock else _WAIT
@@ -129,9 +144,9 @@ class IdempotencyStore:
     def _claim_tx(self, conn: Connection, *, claim: Claim, fingerprint: str) -> Any:
         now = self._now()
         mine = {"owner": claim.owner, "fingerprint": fingerprint, "locked_at": now}
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         inserted = conn.execute(
-            dialect.insert(keys)
+            dialect_of(conn)
+            .insert(keys)
             .values(key=claim.key, created_at=now, **mine)
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(keys.c.key)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from execution import statements
 from execution.broker import Books, Fill, Refusal, Side, apply_fill
 from execution.db import Database
+from execution.dialects import dialect_of
 from execution.models import accounts, positions
 from execution.orders import OrderRecord, order_params
 from execution.protections import marks_of
@@ -62,7 +63,7 @@ class Ledger:
 
     async def holdings(self) -> Holdings:
         """The account and every position, as of now (no locks taken)."""
-        return await self.db.read(_holdings)
+        return await self.db.read_books(_holdings)
 
     async def record(self, order: OrderRecord, seal: Seal | None = None) -> OrderRecord:
         """Write an order that moves no money (a rejection or a refused attempt)."""
@@ -156,12 +157,7 @@ def _fill(
     )
     values["accounts_updated_at"] = now
     # Every position write holds the account lock, so no one else can insert this row.
-    if conn.dialect.name == "postgresql":
-        run(conn, statements.WRITE_FILL_POSTGRES[held], values)
-    else:
-        run(conn, statements.WRITE_ACCOUNT, values)
-        run(conn, statements.UPDATE_POSITION if held else statements.INSERT_POSITION, values)
-        run(conn, statements.INSERT_ORDER, values)
+    dialect_of(conn).write_fill(conn, values, held)
     if seal is not None:
         seal(conn, order)
     if after_fill is not None:
@@ -172,17 +168,7 @@ def _fill(
 def _locked_books(conn: Connection, symbol: str) -> tuple[Books, bool]:
     """The account and every position read under the account's write lock; and whether
     `symbol`'s position row exists."""
-    if conn.dialect.name == "postgresql":
-        ((cash, realized_pnl, state, why, *marks),) = run(conn, statements.LOCK_ACCOUNT)
-        # Read after the lock is held: on PostgreSQL a statement that waited for the lock
-        # would still see the positions as of its start (READ COMMITTED re-reads only the
-        # locked row), so they must come from a later statement.
-        rows = run(conn, statements.POSITIONS)
-    else:
-        # BEGIN IMMEDIATE took the database's write lock: one statement reads it all.
-        rows = run(conn, statements.BOOKS)
-        _, cash, _, realized_pnl, state, why, *marks = next(r for r in rows if r[0] == ACCOUNT_ROW)
-        rows = [row for row in rows if row[0] != ACCOUNT_ROW]
+    (cash, realized_pnl, state, why, *marks), rows = dialect_of(conn).locked_books(conn)
     held = {row[0]: (Decimal(row[1]), Decimal(row[2])) for row in rows}
     position = next((row for row in rows if row[0] == symbol), None)
     if position is None:

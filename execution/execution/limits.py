@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from execution.broker import CENT, Books
+from execution.broker import (
+    AMOUNT_STEP,
+    BPS,
+    Books,
+    Costs,
+    Fill,
+    Refusal,
+    execution_price,
+    plan_fill,
+)
+from execution.ledger import Holdings
 from shared.limits import buy_room
 from shared.var import z_score
 
@@ -95,7 +105,7 @@ def room_at_fill(
     binding, bound = min(bounds.items(), key=lambda item: item[1])
     if not math.isfinite(bound):
         return Decimal("1e15"), binding
-    return Decimal(repr(max(bound, 0.0))).quantize(CENT, ROUND_FLOOR), binding
+    return Decimal(repr(max(bound, 0.0))).quantize(AMOUNT_STEP, ROUND_FLOOR), binding
 
 
 def limited_reason(binding: str, room: Decimal, limits: DecidedLimits, *, changed: bool) -> str:
@@ -113,3 +123,35 @@ def limited_reason(binding: str, room: Decimal, limits: DecidedLimits, *, change
     else:
         why = "at the fill price, after the fee (Risk valued the trade at the quote)"
     return f"re-checked at fill {why}: {what} leaves room for {room}"
+
+
+def plan_within_limits(
+    symbol: str,
+    amount: Decimal,
+    price: Decimal,
+    books: Books,
+    limits: DecidedLimits,
+    costs: Costs,
+    *,
+    changed: bool,
+) -> Fill | Refusal:
+    """A buy sized again by Risk's limits on the locked books, then planned by the broker."""
+    fill_price = execution_price("buy", price, costs.slippage_bps)
+    room, binding = room_at_fill(symbol, books, limits, fill_price, costs.fee_bps / BPS)
+    if room >= amount:
+        return plan_fill("buy", amount, price, books, costs)
+    why = limited_reason(binding, room, limits, changed=changed)
+    if room < Decimal(repr(limits.min_order_usd)):
+        return Refusal(reason=f"{why}, below the minimum order of {limits.min_order_usd:g}")
+    outcome = plan_fill("buy", room, price, books, costs)
+    if isinstance(outcome, Refusal):
+        return outcome
+    return replace(outcome, clamped="; ".join(filter(None, [why, outcome.clamped])))
+
+
+def moved(seen: Holdings, books: Books) -> bool:
+    """Whether other trades filled between the books Risk was sent and the locked ones."""
+    if seen.cash != books.cash:
+        return True
+    held = {s: q for s, (q, _) in books.held.items() if q > 0}
+    return held != {s: p.quantity for s, p in seen.positions.items() if p.quantity > 0}

@@ -9,23 +9,26 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from execution.history import History
 from execution.service import TradeService
 from execution.trading_state import TradingStateStore
-from shared.metrics import counter_family, gauge_family
+from shared.metrics import Timings, counter_family, gauge_family, histogram_family
 from shared.trading import TradingState
 
 LEDGER_WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class ExecutionFamilies:
-    """Orders, the filled notional, the equity, the trading state.
+    """Orders, the filled notional, the equity, the trading state, the ledger's writes.
 
     The trading state lives in the ledger (another replica, or a protection inside a
     fill, may change it): `refresh` reads it before each scrape.
     """
 
-    def __init__(self, trades: TradeService, history: History, trading: TradingStateStore):
+    def __init__(
+        self, trades: TradeService, history: History, trading: TradingStateStore, writes: Timings
+    ) -> None:
         self.trades = trades
         self.history = history
         self.trading = trading
+        self.writes = writes
         self.state = TradingState.ACTIVE
 
     async def refresh(self) -> None:
@@ -55,4 +58,10 @@ class ExecutionFamilies:
             "The trading state: 1 for the current one, 0 for the others",
             ["state"],
             {(state.value,): 1.0 if state is self.state else 0.0 for state in TradingState},
+        )
+        yield histogram_family(
+            "execution_ledger_write_seconds",
+            "Ledger write transactions in seconds, waiting for the writer included",
+            [],
+            {(): self.writes},
         )

@@ -14,15 +14,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select
 
 from execution.db import Database
-from execution.models import accounts
+from execution.dialects import dialect_of
+from execution.models import ACCOUNT_ID, accounts
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-ACCOUNT_ID = 1
-# An arbitrary 64-bit constant naming "the Execution ledger's migration" to PostgreSQL.
-_ADVISORY_LOCK_KEY = 0x7E5_1ED6E7
 
 
 async def migrate(db: Database, *, starting_cash: Decimal) -> None:
@@ -31,8 +29,7 @@ async def migrate(db: Database, *, starting_cash: Decimal) -> None:
 
 
 def _migrate(conn: Connection, *, starting_cash: Decimal) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+    dialect_of(conn).serialize_migrations(conn)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn

@@ -66,6 +66,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 metadata = MetaData()
 
 # The single paper account; its row is the ledger's mutex for every balance change.
+# The ledger's one account (a paper-trading ledger of one trader).
+ACCOUNT_ID = 1
+
 accounts = Table(
     "accounts",
     metadata,

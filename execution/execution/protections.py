@@ -17,18 +17,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
 from execution.db import Database
-from execution.migrate import ACCOUNT_ID
-from execution.models import accounts
+from execution.models import ACCOUNT_ID, accounts
 from execution.trading_state import StateChange, write_change
 from shared.trading import TradingState
+
+if TYPE_CHECKING:  # the broker's books carry the marks defined here
+    from execution.broker import Books, Costs
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +188,55 @@ class Protections:
                     await self.check(measured)
             except Exception as exc:
                 log.warning("protection check failed: %s", exc)
+
+
+def fill_measurer(
+    symbol: str,
+    decision: Mapping[str, Any],
+    costs: Costs,
+    limits: ProtectionLimits,
+    clock: Callable[[], datetime],
+) -> Callable[[Connection, Books, Books], None] | None:
+    """The measurement of equity inside a fill's transaction, at the prices of Risk's
+    valuation for this decision (the gateway's); None when the decision has none."""
+    prices = _valuation_prices(decision)
+    if prices is None:
+        return None
+    fee_rate = costs.fee_bps / 10_000
+
+    def equity(cash: Decimal, held: Mapping[str, tuple[Decimal, Decimal]]) -> Decimal:
+        total = cash
+        for held_symbol, (quantity, cost_basis) in held.items():
+            if quantity <= 0:
+                continue
+            price = prices.get(held_symbol)
+            if price is None:  # bought since Risk looked: its average fill price
+                price = cost_basis / quantity / (1 + fee_rate)
+            total += quantity * price
+        return total
+
+    def measure(conn: Connection, before: Books, after: Books) -> None:
+        held_after = dict(before.held) | {symbol: (after.quantity, after.cost_basis)}
+        apply_in(
+            conn,
+            marks=before.marks,
+            state=before.trading_state,
+            before=equity(before.cash, before.held),
+            after=equity(after.cash, held_after),
+            now=clock(),
+            limits=limits,
+        )
+
+    return measure
+
+
+def _valuation_prices(decision: Mapping[str, Any]) -> dict[str, Decimal] | None:
+    """The prices Risk valued the portfolio at, or None when its answer has none."""
+    valuation = decision.get("valuation")
+    if not isinstance(valuation, dict) or not valuation:
+        return None
+    try:
+        prices = {s: Decimal(str(v["price"])) for s, v in valuation.items()}
+    except (KeyError, TypeError, InvalidOperation):
+        return None
+    return prices if all(p.is_finite() and p > 0 for p in prices.values()) else None

@@ -207,10 +207,11 @@ class HistoryPoint(BaseModel):
 
 
 class PortfolioHistory(BaseModel):
-    """The current account's equity over time, oldest first."""
+    """The current account's equity over time, newest first, a page at a time."""
 
     account: int
     points: list[HistoryPoint]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
 
 
 class ResetAnswer(BaseModel):

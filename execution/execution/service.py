@@ -5,6 +5,10 @@ before, so Execution saves a fourth hop on the hot path; slippage then models th
 Risk unreachable means no trade (fail safe): the attempt is recorded as a REJECTED
 order with no risk decision, and the caller gets a 503 with Retry-After. That 503 is
 not stored under the Idempotency-Key, so a retry with the same key really retries.
+The trading state is checked before Risk is asked and again under the fill's lock (a
+refusal is a 409, recorded); a buy is sized again under that lock by Risk's own limits
+(`execution.limits`), and the protections measure equity in the same transaction
+(`execution.protections`).
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from typing import Any, NoReturn
 import orjson
 from sqlalchemy import Connection
 
-from execution.broker import BPS, Books, Costs, Fill, Refusal, Side, execution_price, plan_fill
+from execution.broker import Books, Costs, Fill, Refusal, Side, plan_fill
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
-from execution.ledger import AfterFill, Holdings, Ledger, Seal
-from execution.limits import DecidedLimits, decided_limits, limited_reason, room_at_fill
+from execution.ledger import Holdings, Ledger, Seal
+from execution.limits import decided_limits, moved, plan_within_limits
 from execution.orders import OrderRecord
-from execution.protections import ProtectionLimits, apply_in
+from execution.protections import ProtectionLimits, fill_measurer
 from execution.schemas import TradeRequest, order_fields
 from execution.symbols import SymbolList
 from execution.trading_state import TradingRefusedError, refusal
@@ -159,75 +163,22 @@ class TradeService:
                 return Refusal(reason=refusal(books.trading_state, books.trading_reason))
             if limits is None:
                 return plan_fill(side, amount, price, books, self.costs)
-            changed = _moved(holdings, books)
-            return self._plan_within_limits(
-                request.symbol, amount, price, books, limits, changed=changed
+            changed = moved(holdings, books)
+            return plan_within_limits(
+                request.symbol, amount, price, books, limits, self.costs, changed=changed
             )
 
-        order = await self.ledger.fill(draft, plan, seal, self._measurer(request.symbol, decision))
+        measure = None
+        if self.protections is not None:
+            measure = fill_measurer(
+                request.symbol, decision, self.costs, self.protections, self.clock
+            )
+        order = await self.ledger.fill(draft, plan, seal, measure)
         self._written(order)
         if refused:
             state, why = refused[0]
             raise TradingRefusedError(state, why, order.order_id)
         return TradeAnswer(201, render(order))
-
-    def _plan_within_limits(
-        self,
-        symbol: str,
-        amount: Decimal,
-        price: Decimal,
-        books: Books,
-        limits: DecidedLimits,
-        *,
-        changed: bool,
-    ) -> Fill | Refusal:
-        """A buy sized again by Risk's limits on the locked books (see `execution.limits`)."""
-        fill_price = execution_price("buy", price, self.costs.slippage_bps)
-        fee_rate = self.costs.fee_bps / BPS
-        room, binding = room_at_fill(symbol, books, limits, fill_price, fee_rate)
-        if room >= amount:
-            return plan_fill("buy", amount, price, books, self.costs)
-        why = limited_reason(binding, room, limits, changed=changed)
-        if room < Decimal(repr(limits.min_order_usd)):
-            return Refusal(reason=f"{why}, below the minimum order of {limits.min_order_usd:g}")
-        outcome = plan_fill("buy", room, price, books, self.costs)
-        if isinstance(outcome, Refusal):
-            return outcome
-        return replace(outcome, clamped="; ".join(filter(None, [why, outcome.clamped])))
-
-    def _measurer(self, symbol: str, decision: dict[str, Any]) -> AfterFill | None:
-        """The protections' measurement of equity inside the fill's transaction, with the
-        prices of Risk's valuation (the gateway's, read for this decision)."""
-        limits, prices = self.protections, _valuation_prices(decision)
-        if limits is None or prices is None:
-            return None
-        fee_rate = self.costs.fee_bps / BPS
-
-        def equity(cash: Decimal, held: dict[str, tuple[Decimal, Decimal]]) -> Decimal:
-            total = cash
-            for held_symbol, (quantity, cost_basis) in held.items():
-                if quantity <= 0:
-                    continue
-                price = prices.get(held_symbol)
-                if price is None:  # bought since Risk looked: its average fill price
-                    price = cost_basis / quantity / (1 + fee_rate)
-                total += quantity * price
-            return total
-
-        def measure(conn: Connection, before: Books, after: Books) -> None:
-            held = dict(before.held)
-            held_after = held | {symbol: (after.quantity, after.cost_basis)}
-            apply_in(
-                conn,
-                marks=before.marks,
-                state=before.trading_state,
-                before=equity(before.cash, held),
-                after=equity(after.cash, held_after),
-                now=self.clock(),
-                limits=limits,
-            )
-
-        return measure
 
     async def _refuse(self, draft: OrderRecord, state: TradingState, why: str) -> NoReturn:
         """Record the attempt as REJECTED and answer 409 naming the state and its reason."""
@@ -288,23 +239,3 @@ def _read_decision(decision: dict[str, Any]) -> tuple[Decimal, Decimal] | str:
     if not (max_amount.is_finite() and price.is_finite()) or max_amount <= 0 or price <= 0:
         return "Risk approved without a usable max_amount and price; nothing was filled"
     return max_amount, price
-
-
-def _valuation_prices(decision: dict[str, Any]) -> dict[str, Decimal] | None:
-    """The prices Risk valued the portfolio at, or None when its answer has none."""
-    valuation = decision.get("valuation")
-    if not isinstance(valuation, dict) or not valuation:
-        return None
-    try:
-        prices = {s: Decimal(str(v["price"])) for s, v in valuation.items()}
-    except (KeyError, TypeError, InvalidOperation):
-        return None
-    return prices if all(p.is_finite() and p > 0 for p in prices.values()) else None
-
-
-def _moved(seen: Holdings, books: Books) -> bool:
-    """Whether other trades filled between the books Risk was sent and the locked ones."""
-    if seen.cash != books.cash:
-        return True
-    held = {s: q for s, (q, _) in books.held.items() if q > 0}
-    return held != {s: p.quantity for s, p in seen.positions.items() if p.quantity > 0}

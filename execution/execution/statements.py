@@ -11,7 +11,6 @@ name, which SQLAlchemy would otherwise add to an UPDATE's SET clause.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -31,8 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
-from execution.migrate import ACCOUNT_ID
-from execution.models import Money, accounts, idempotency_keys, orders, positions
+from execution.models import ACCOUNT_ID, Money, accounts, idempotency_keys, orders, positions
 
 # The account's row in the books queries; symbols match BASE-QUOTE, so never this.
 ACCOUNT_ROW = "$account"
@@ -185,7 +183,9 @@ class Precompiled:
         )
 
 
-_COMPILED: dict[tuple[int, str], Precompiled] = {}
+# Keyed by the statement object itself (this module's statements live as long as the
+# process), then the dialect: an `id()` could be reused by another object once one dies.
+_COMPILED: dict[str, dict[ClauseElement, Precompiled]] = {"sqlite": {}, "postgresql": {}}
 
 
 def run(
@@ -193,17 +193,11 @@ def run(
 ) -> Sequence[Sequence[Any]]:
     """Execute one of this module's statements on `conn`'s driver connection; the rows as
     plain tuples in the driver's types (SQLite: money as text, PostgreSQL: Decimal)."""
+    from execution.dialects import dialect_of  # it builds on this module
+
     dialect = conn.dialect
-    key = (id(statement), dialect.name)
-    compiled = _COMPILED.get(key)
+    compiled_here = _COMPILED[dialect.name]
+    compiled = compiled_here.get(statement)
     if compiled is None:
-        compiled = _COMPILED[key] = Precompiled(statement, dialect)
-    args = compiled.args(values or {})
-    if dialect.name == "sqlite":
-        # The pysqlite connection SQLAlchemy's pool handed out, in the same transaction.
-        driver: sqlite3.Connection = conn.connection.dbapi_connection  # type: ignore[assignment]
-        rows: list[tuple[Any, ...]] = driver.execute(compiled.sql, args).fetchall()
-        return rows
-    # asyncpg: prepared once per connection (its statement cache), no row processing.
-    result = conn.exec_driver_sql(compiled.sql, args)
-    return result.all() if result.returns_rows else ()
+        compiled = compiled_here[statement] = Precompiled(statement, dialect)
+    return dialect_of(conn).execute(conn, compiled, compiled.args(values or {}))

@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from execution.db import Database
-from execution.migrate import ACCOUNT_ID
-from execution.models import accounts, trading_state_changes
+from execution.models import ACCOUNT_ID, accounts, trading_state_changes
 from shared.errors import ConflictError
 from shared.trading import TradingState
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from market_data_gateway.cache import LocalCache, MarketCache
 from market_data_gateway.config import Settings
+from market_data_gateway.deps import State
 from market_data_gateway.metrics import gateway_families
 from market_data_gateway.redis_cache import RedisCache
 from market_data_gateway.routes import router
@@ -20,6 +21,7 @@ from shared.app import build_app
 from shared.health import CheckResult, Dependency
 from shared.logs import configure_logging
 from shared.market.factory import SourceChoice, choose_source
+from shared.market.source import MarketSource
 from shared.metrics import AppMetrics
 from shared.transport import make_http_client
 
@@ -65,24 +67,28 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> FastAPI:
-    """The gateway app; `transport`, `clock` and `sleep` are seams for tests."""
+    """The gateway app; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     config = settings or Settings()
+    # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
+    configure_logging("market-data-gateway", config.log_level, config.log_format)
     metrics = AppMetrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging("market-data-gateway", config.log_level, config.log_format)
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         http = make_http_client(transport, timeout=config.coinbase_timeout_seconds)
         cache = build_cache(config, clock)
         try:
-            choice = await choose_source(
-                config, http, clock=clock, sleep=sleep, options=config.coinbase_options()
-            )
-            app.state.choice = choice
-            app.state.service = GatewayService(
+            if market_source is not None:
+                choice = SourceChoice(market_source, "injected")
+            else:
+                choice = await choose_source(
+                    config, http, clock=clock, sleep=sleep, options=config.coinbase_options()
+                )
+            market = GatewayService(
                 choice.source,
                 cache,
                 price_ttl=config.price_ttl_seconds,
@@ -91,19 +97,18 @@ def create_app(
                 symbols_ttl=config.symbols_ttl_seconds,
                 clock=clock,
             )
-            metrics.sources = [lambda: gateway_families(app.state.service)]
-            yield
+            metrics.sources = [lambda: gateway_families(market)]
+            yield {
+                "market": market,
+                "health_checks": [
+                    Dependency("cache", cache.check),
+                    Dependency("market_source", source_check(choice, market)),
+                ],
+            }
             await choice.source.aclose()
         finally:
             await cache.aclose()
             await http.aclose()
-
-    def dependencies(app: FastAPI) -> list[Dependency]:
-        service: GatewayService = app.state.service
-        return [
-            Dependency("cache", service.cache.check),
-            Dependency("market_source", source_check(app.state.choice, service)),
-        ]
 
     return build_app(
         service="market-data",
@@ -113,5 +118,4 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router],
-        dependencies=dependencies,
     )

@@ -8,51 +8,17 @@ a request: `RedisCache` swallows them and stays out of the way for a while.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Literal
 
 from market_data_gateway.redis_cache import RedisCache
 from shared.health import CheckResult
+from shared.ttl_cache import TTLCache
 
 CacheResult = Literal["hit", "miss", "error"]
 
 
-class LocalCache:
-    """A TTL map of bytes bounded in entries (expired first, then oldest, are dropped)."""
-
-    def __init__(self, *, max_entries: int, clock: Callable[[], float] = time.time) -> None:
-        self.max_entries = max_entries
-        self._clock = clock
-        self._entries: dict[str, tuple[float, bytes]] = {}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: str) -> bytes | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            self._entries.pop(key, None)
-            return None
-        return entry[1]
-
-    def set(self, key: str, body: bytes, ttl: float) -> None:
-        if ttl <= 0:
-            return
-        if key not in self._entries and len(self._entries) >= self.max_entries:
-            self._evict()
-        self._entries[key] = (self._clock() + ttl, body)
-
-    def _evict(self) -> None:
-        now = self._clock()
-        for key in [k for k, (expires, _) in self._entries.items() if expires <= now]:
-            del self._entries[key]
-        if len(self._entries) >= self.max_entries:
-            # Drop the oldest tenth at once, so a full cache is not rescanned on every set.
-            for key in list(self._entries)[: max(1, self.max_entries // 10)]:
-                del self._entries[key]
+# The in-process layer: prices and candles by key, as rendered bytes.
+LocalCache = TTLCache[str, bytes]
 
 
 class MarketCache:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query
 
+from market_data_gateway.deps import MarketDep
 from market_data_gateway.schemas import (
     PROBLEMS,
     CandleWidth,
@@ -18,33 +19,24 @@ from market_data_gateway.schemas import (
     SymbolsOut,
     problem,
 )
-from market_data_gateway.service import GatewayService
+from shared.auth import ReaderDep
+from shared.bodies import JsonRoute
 from shared.errors import InvalidRequestError
 from shared.market.models import MAX_CANDLES, SYMBOL_PATTERN, SymbolPath
+from shared.responses import JSONBytes
 
-JSON = "application/json"
-
-router = APIRouter(prefix="/api/v1", tags=["market data"])
-
-
-async def get_service(request: Request) -> GatewayService:
-    # async: a sync dependency would be run in the thread pool, on every request.
-    service: GatewayService = request.app.state.service
-    return service
+router = APIRouter(prefix="/api/v1", tags=["market data"], route_class=JsonRoute)
 
 
-ServiceDep = Annotated[GatewayService, Depends(get_service)]
 GranularityQuery = Annotated[
     CandleWidth, Query(description="Candle width in seconds (Coinbase's widths)")
 ]
 
 
 @router.get("/price/{symbol}", response_model=PriceOut, responses=PROBLEMS)
-async def price(symbol: SymbolPath, request: Request) -> Response:
+async def price(symbol: SymbolPath, market: MarketDep, caller: ReaderDep) -> JSONBytes:
     """The latest trade price of a symbol (cached for PRICE_TTL_SECONDS)."""
-    # The hot path: the service from the app's state, not through `Depends` (~14 us).
-    service: GatewayService = request.app.state.service
-    return Response(await service.price(symbol), media_type=JSON)
+    return JSONBytes(await market.price(symbol))
 
 
 @router.get(
@@ -52,10 +44,10 @@ async def price(symbol: SymbolPath, request: Request) -> Response:
     response_model=SymbolsOut,
     responses={503: PROBLEMS[503]},
 )
-async def symbols(service: ServiceDep) -> Response:
+async def symbols(market: MarketDep, caller: ReaderDep) -> JSONBytes:
     """The products the source lists: Coinbase's `/products` when live (`listed` when
     online and trading), a fixed list on the simulator (see the README)."""
-    return Response(await service.symbols(), media_type=JSON)
+    return JSONBytes(await market.symbols())
 
 
 # Risk prices a whole portfolio with one call: at most this many symbols per batch.
@@ -96,34 +88,33 @@ PeriodsQuery = Annotated[
 
 
 @router.get("/prices", response_model=PricesOut, responses=PROBLEMS)
-async def prices(symbols: SymbolsQuery, request: Request) -> Response:
+async def prices(symbols: SymbolsQuery, market: MarketDep, caller: ReaderDep) -> JSONBytes:
     """The latest prices of several symbols, each cached like the single price."""
-    # On Risk's hot path, like the single price: the service from the app's state.
-    service: GatewayService = request.app.state.service
-    return Response(await service.prices(parse_symbols(symbols)), media_type=JSON)
+    return JSONBytes(await market.prices(parse_symbols(symbols)))
 
 
 @router.get("/ohlcv", response_model=OHLCVManyOut, responses=PROBLEMS)
 async def ohlcv_many(
     symbols: SymbolsQuery,
-    service: ServiceDep,
+    market: MarketDep,
+    caller: ReaderDep,
     periods: PeriodsQuery = 60,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
-) -> Response:
+) -> JSONBytes:
     """Several symbols' last `periods` closed candles, each cached like the single read."""
-    body = await service.ohlcv_many(parse_symbols(symbols), int(granularity), periods)
-    return Response(body, media_type=JSON)
+    return JSONBytes(await market.ohlcv_many(parse_symbols(symbols), int(granularity), periods))
 
 
 @router.get("/ohlcv/{symbol}", response_model=OHLCVOut, responses=PROBLEMS)
 async def ohlcv(
     symbol: SymbolPath,
-    service: ServiceDep,
+    market: MarketDep,
+    caller: ReaderDep,
     periods: PeriodsQuery = 60,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
-) -> Response:
+) -> JSONBytes:
     """The last `periods` closed candles, oldest first; gaps (no trades) are not filled in."""
-    return Response(await service.ohlcv(symbol, int(granularity), periods), media_type=JSON)
+    return JSONBytes(await market.ohlcv(symbol, int(granularity), periods))
 
 
 @router.get(
@@ -137,15 +128,17 @@ async def ohlcv(
 )
 async def true_regime(
     symbol: SymbolPath,
-    service: ServiceDep,
+    market: MarketDep,
+    caller: ReaderDep,
     granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
     at: Annotated[
         str | None,
         Query(
+            max_length=64,
             description="Epoch seconds or ISO-8601 time (default: now)",
             examples=["1759487415", "2025-10-03T10:30:15Z"],
         ),
     ] = None,
 ) -> RegimeOut:
     """The simulator's true regime of a candle (404 unless the source is `simulated`)."""
-    return RegimeOut.model_validate(service.true_regime(symbol, int(granularity), at))
+    return RegimeOut.model_validate(market.true_regime(symbol, int(granularity), at))

@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 import orjson
 
 from market_data_gateway.cache import CacheResult, MarketCache
-from market_data_gateway.singleflight import SingleFlight
 from shared.errors import DomainError, InvalidRequestError, NotFoundError
 from shared.market.models import CandleSeries, Quote, utc_iso
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
+from shared.singleflight import SingleFlight
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ class GatewayService:
         self.unknown_symbol_ttl = unknown_symbol_ttl
         self.symbols_ttl = symbols_ttl
         self._clock = clock
-        self._flight: SingleFlight[tuple[bytes, CacheResult]] = SingleFlight()
+        self._flight: SingleFlight[str, tuple[bytes, CacheResult]] = SingleFlight()
         # Calls that reached the source (cache misses), per kind: shown in /health.
         self.upstream_calls: Counter[str] = Counter()
         # For /metrics: answers per (kind, cache result) and source calls per (source,

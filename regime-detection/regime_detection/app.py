@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 
 from regime_detection.config import Settings
+from regime_detection.deps import State
 from regime_detection.metrics import regime_families
 from regime_detection.routes import router
 from regime_detection.service import RegimeService
 from shared.app import build_app
 from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
-from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
 from shared.metrics import AppMetrics
@@ -43,32 +44,31 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    source: MarketSource | None = None,
+    market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> FastAPI:
-    """Build the app; `transport`, `source` and `clock` are seams for tests."""
+    """Build the app; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     settings = settings or Settings()
+    # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
+    configure_logging("regime-detection", settings.log_level, settings.log_format)
     metrics = AppMetrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging("regime-detection", settings.log_level, settings.log_format)
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with open_market(
-            settings, transport=transport, direct_source=source, clock=clock
+            settings, transport=transport, market_source=market_source, clock=clock, sleep=sleep
         ) as wiring:
-            app.state.gateway = wiring.gateway
-            app.state.source_choice = wiring.choice
-            app.state.regime = RegimeService(wiring.market, settings, clock=clock)
+            regimes = RegimeService(wiring.market, settings, clock=clock)
             metrics.clients = lambda: [wiring.gateway]
-            metrics.sources = [lambda: regime_families(app.state.regime)]
-            yield
-
-    def dependencies(app: FastAPI) -> list[Dependency]:
-        choice: SourceChoice = app.state.source_choice
-        return [
-            Dependency("market_data", breaker_check(app.state.gateway.breaker)),
-            Dependency("market_source", choice.check),
-        ]
+            metrics.sources = [lambda: regime_families(regimes)]
+            yield {
+                "regimes": regimes,
+                "health_checks": [
+                    Dependency("market_data", breaker_check(wiring.gateway.breaker)),
+                    Dependency("market_source", wiring.choice.check),
+                ],
+            }
 
     return build_app(
         service="regime-detection",
@@ -78,5 +78,4 @@ def create_app(
         description=_description(settings),
         lifespan=lifespan,
         routers=[router],
-        dependencies=dependencies,
     )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query
 from pydantic import AfterValidator
 
+from regime_detection.deps import RegimesDep
 from regime_detection.schemas import AppliedThresholds, IndicatorValues, RegimeResponse
 from regime_detection.service import Assessment, RegimeService
+from shared.auth import ReaderDep
+from shared.bodies import JsonRoute
 from shared.market.models import GRANULARITIES, SymbolPath, utc_iso
+from shared.responses import JSONBytes
 
-router = APIRouter(prefix="/api/v1", tags=["regime"])
+router = APIRouter(prefix="/api/v1", tags=["regime"], route_class=JsonRoute)
 
 
 def _known_width(seconds: int) -> int:
@@ -46,17 +50,16 @@ PeriodsQuery = Annotated[
 )
 async def regime(
     symbol: SymbolPath,
-    request: Request,
+    regimes: RegimesDep,
+    caller: ReaderDep,
     granularity: GranularityQuery = 60,
     periods: PeriodsQuery = None,
-) -> Response:
+) -> JSONBytes:
     """TRENDING, CHOPPY, VOLATILE or UNKNOWN, from short-horizon volatility and efficiency."""
-    # The hot path: the service from the app's state, not through `Depends` (~14 us).
-    service: RegimeService = request.app.state.regime
-    answer = await service.assess(symbol, granularity, periods)
+    answer = await regimes.assess(symbol, granularity, periods)
     # The JSON FastAPI would make from `RegimeResponse`, built once per cached answer.
-    body = service.rendered(answer, lambda a: to_json(a, service))
-    return Response(body, media_type="application/json")
+    body = regimes.rendered(answer, lambda a: to_json(a, regimes))
+    return JSONBytes(body)
 
 
 def to_json(answer: Assessment, service: RegimeService) -> bytes:

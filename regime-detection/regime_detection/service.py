@@ -8,10 +8,9 @@ requests for the same key share one computation.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +20,8 @@ from regime_detection.classify import Reading, Thresholds, assess
 from regime_detection.config import Settings
 from shared.market.client import MarketDataClient
 from shared.market.models import MAX_CANDLES, CandleSeries, SourceName, Via
+from shared.singleflight import SingleFlight
+from shared.ttl_cache import TTLCache
 
 Key = tuple[str, int, int]
 
@@ -43,7 +44,6 @@ class Assessment:
 
 @dataclass(slots=True)
 class _Entry:
-    expires: float
     answer: Assessment
     body: bytes | None = None  # the rendered answer, once asked for
 
@@ -62,8 +62,10 @@ class RegimeService:
         self.settings = settings
         self.thresholds = Thresholds.from_settings(settings)
         self._clock = clock
-        self._answers: OrderedDict[Key, _Entry] = OrderedDict()
-        self._pending: dict[Key, asyncio.Task[Assessment]] = {}
+        self._answers: TTLCache[Key, _Entry] = TTLCache(
+            max_entries=max(1, settings.answer_cache_size), clock=clock
+        )
+        self._flight: SingleFlight[Key, Assessment] = SingleFlight()
         # Classifications computed, by regime (cached answers are not counted again).
         self.classifications: Counter[str] = Counter()
 
@@ -71,16 +73,11 @@ class RegimeService:
         """The regime of `symbol` over the last `periods` candles (default from settings)."""
         key = (symbol, granularity, periods or self.settings.default_periods)
         cached = self._answers.get(key)
-        if cached is not None and self._clock() < cached.expires:
+        if cached is not None:
             return cached.answer
-        task = self._pending.get(key)
-        if task is None:
-            # A task, not the first caller's coroutine: a caller that goes away must not
-            # cancel the computation the others are waiting for.
-            task = asyncio.ensure_future(self._compute(*key))
-            self._pending[key] = task
-            task.add_done_callback(lambda done: self._settle(key, done))
-        return await asyncio.shield(task)
+        # Concurrent requests for one key share one computation, which completes (and is
+        # remembered) even if every caller goes away.
+        return await self._flight.run(key, lambda: self._compute_and_remember(key))
 
     def rendered(self, answer: Assessment, render: Callable[[Assessment], bytes]) -> bytes:
         """`render(answer)`, rendered once while `answer` is the cached one for its key.
@@ -95,10 +92,10 @@ class RegimeService:
             entry.body = render(answer)
         return entry.body
 
-    def _settle(self, key: Key, task: asyncio.Task[Assessment]) -> None:
-        del self._pending[key]
-        if not task.cancelled() and task.exception() is None:
-            self._remember(key, task.result())
+    async def _compute_and_remember(self, key: Key) -> Assessment:
+        answer = await self._compute(*key)
+        self._remember(key, answer)
+        return answer
 
     async def _compute(self, symbol: str, granularity: int, periods: int) -> Assessment:
         fetch = min(max(periods, self.settings.baseline_periods), MAX_CANDLES)
@@ -133,10 +130,7 @@ class RegimeService:
         else:
             # The exchange may publish a closed candle a little late: look again soon.
             expires = now + self.settings.late_candle_retry_seconds
-        self._answers[key] = _Entry(expires, answer)
-        self._answers.move_to_end(key)
-        while len(self._answers) > self.settings.answer_cache_size:
-            self._answers.popitem(last=False)
+        self._answers.set(key, _Entry(answer), expires - now)
 
 
 def _arrays(series: CandleSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 
 from risk_management.config import Settings
+from risk_management.deps import State
 from risk_management.metrics import risk_families
 from risk_management.routes import router
 from risk_management.service import RiskService
 from shared.app import build_app
 from shared.health import Dependency, breaker_check
 from shared.logs import configure_logging
-from shared.market.factory import SourceChoice
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
 from shared.metrics import AppMetrics
@@ -35,25 +37,35 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    direct_source: MarketSource | None = None,
+    market_source: MarketSource | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> FastAPI:
-    """Build the service; `transport` and `direct_source` are seams for tests."""
+    """Build the service; `transport`, `market_source`, `clock` and `sleep` are seams for tests."""
     settings = settings or Settings()
+    # Now, not in the lifespan: uvicorn logs its first lines before the lifespan runs.
+    configure_logging("risk-management", settings.log_level, settings.log_format)
     metrics = AppMetrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging("risk-management", settings.log_level, settings.log_format)
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with open_market(
-            settings, transport=transport, direct_source=direct_source
+            settings, transport=transport, market_source=market_source, clock=clock, sleep=sleep
         ) as wiring:
-            regime = wiring.client("regime_detection", settings)
-            app.state.gateway, app.state.regime = wiring.gateway, regime
-            app.state.source = wiring.choice
-            app.state.risk = RiskService(settings, wiring.market, regime)
-            metrics.clients = lambda: [wiring.gateway, regime]
-            metrics.sources = [lambda: risk_families(app.state.risk)]
-            yield
+            regime_client = wiring.client("regime_detection", settings)
+            risk_service = RiskService(settings, wiring.market, regime_client)
+            metrics.clients = lambda: [wiring.gateway, regime_client]
+            metrics.sources = [lambda: risk_families(risk_service)]
+            yield {
+                "risk_service": risk_service,
+                # Upstreams as their breakers see them; neither is critical (each has a
+                # fallback).
+                "health_checks": [
+                    Dependency("market_data", breaker_check(wiring.gateway.breaker)),
+                    Dependency("regime_detection", breaker_check(regime_client.breaker)),
+                    Dependency("market_source", wiring.choice.check),
+                ],
+            }
 
     return build_app(
         service="risk-management",
@@ -63,18 +75,4 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[router],
-        dependencies=_dependencies,
     )
-
-
-def _dependencies(app: FastAPI) -> list[Dependency]:
-    """Upstreams as their breakers see them; neither is critical (each has a fallback)."""
-    if not hasattr(app.state, "risk"):
-        return []
-    choice: SourceChoice = app.state.source
-
-    return [
-        Dependency("market_data", breaker_check(app.state.gateway.breaker)),
-        Dependency("regime_detection", breaker_check(app.state.regime.breaker)),
-        Dependency("market_source", choice.check),
-    ]

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 
+from risk_management.deps import RiskServiceDep
 from risk_management.schemas import ApproveTradeRequest, ApproveTradeResponse
-from risk_management.service import RiskService
-from shared.bodies import json_body, read_body
+from shared.auth import ServiceDep
+from shared.bodies import JsonRoute
 
-router = APIRouter(prefix="/api/v1", tags=["risk"])
+router = APIRouter(prefix="/api/v1", tags=["risk"], route_class=JsonRoute)
 
 
-@router.post(
-    "/approve-trade",
-    summary="Approve, reduce or refuse a trade",
-    response_model=ApproveTradeResponse,
-    openapi_extra=json_body(ApproveTradeRequest),
-)
-async def approve_trade(request: Request) -> Response:
-    """Size a trade against regime, position, cash/holdings, VaR and minimum-order limits."""
-    # The hot path: the body read by `read_body`, the service straight from the app's
-    # state rather than through `Depends` (see `shared.bodies`).
-    body = await read_body(request, ApproveTradeRequest)
-    service: RiskService = request.app.state.risk
-    answer = await service.approve(body)
-    # Serialised here: FastAPI would first revalidate the model the service just built.
-    return Response(answer.model_dump_json().encode(), media_type="application/json")
+@router.post("/approve-trade", summary="Approve, reduce or refuse a trade")
+async def approve_trade(
+    body: ApproveTradeRequest, risk_service: RiskServiceDep, caller: ServiceDep
+) -> ApproveTradeResponse:
+    """Size a trade against regime, position, cash/holdings, VaR and minimum-order limits.
+
+    The portfolio is the caller's claim, so only the service key (Execution) or an
+    admin may ask.
+    """
+    return await risk_service.approve(body)

@@ -90,20 +90,3 @@ async def choose_source(
         problem,
     )
     return SourceChoice(_simulated(settings, clock), wanted, fell_back=True, reason=problem)
-
-
-async def open_source(
-    settings: MarketSettings,
-    http: httpx.AsyncClient,
-    *,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    options: CoinbaseOptions | None = None,
-) -> MarketSource:
-    """The market source for `MARKET_DATA_SOURCE` (coinbase | simulated | auto).
-
-    Call it once in the lifespan, with the process's pooled HTTP client; `auto` costs
-    one probe of at most `coinbase_probe_timeout_seconds`.
-    """
-    choice = await choose_source(settings, http, clock=clock, sleep=sleep, options=options)
-    return choice.source

@@ -6,8 +6,9 @@ Coinbase), a `ServiceClient` for the gateway and the `MarketDataClient` over bot
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -40,20 +41,21 @@ async def open_market(
     settings: MarketSettings,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    direct_source: MarketSource | None = None,
+    market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[MarketWiring]:
     """Open the market clients for a lifespan and close them after it.
 
-    `transport` and `direct_source` are the seams tests use (an in-process app, a source
+    `transport` and `market_source` are the seams tests use (an in-process app, a source
     that fails on demand); an injected source is reported as `requested: "injected"`.
     """
     http = make_http_client(transport, timeout=settings.service_timeout_seconds)
     try:
-        if direct_source is not None:
-            choice = SourceChoice(direct_source, "injected")
+        if market_source is not None:
+            choice = SourceChoice(market_source, "injected")
         else:
-            choice = await choose_source(settings, http, clock=clock)
+            choice = await choose_source(settings, http, clock=clock, sleep=sleep)
         try:
             gateway = ServiceClient.from_settings("market_data", settings, http=http)
             yield MarketWiring(http, choice, gateway, MarketDataClient(gateway, choice.source))

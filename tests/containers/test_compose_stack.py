@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.containers.compose import ComposeProject, NewProject, port_override
+from tests.support import keys
 from tests.support.servers import REPO, wait_until
 
 pytestmark = pytest.mark.containers
@@ -49,7 +50,10 @@ def url(stack: ComposeProject, service: str) -> str:
 def trade(stack: ComposeProject, amount: float = 1000, **headers: str) -> httpx.Response:
     body = {"symbol": "BTC-USD", "side": "buy", "amount": amount}
     return httpx.post(
-        url(stack, "execution") + "/api/v1/trade", json=body, headers=headers, timeout=30
+        url(stack, "execution") + "/api/v1/trade",
+        json=body,
+        headers={**keys.headers(), **headers},
+        timeout=30,
     )
 
 
@@ -62,7 +66,9 @@ def fills(stack: ComposeProject) -> bool:
 
 
 def cash(stack: ComposeProject) -> float:
-    body = httpx.get(url(stack, "execution") + "/api/v1/portfolio", timeout=30).json()
+    body = httpx.get(
+        url(stack, "execution") + "/api/v1/portfolio", headers=keys.headers(), timeout=30
+    ).json()
     return float(body["cash"])
 
 
@@ -72,7 +78,12 @@ def order_ids(stack: ComposeProject) -> list[str]:
     cursor: str | None = None
     while True:
         params = {"limit": 500} | ({"cursor": cursor} if cursor else {})
-        page = httpx.get(url(stack, "execution") + "/api/v1/orders", params=params, timeout=30)
+        page = httpx.get(
+            url(stack, "execution") + "/api/v1/orders",
+            params=params,
+            headers=keys.headers(),
+            timeout=30,
+        )
         page.raise_for_status()
         body = page.json()
         ids += [o["order_id"] for o in body["orders"]]
@@ -142,7 +153,9 @@ def test_risk_stopped_is_a_503_without_a_fill_and_start_fills_again(stack: Compo
         problem = response.json()
         assert cash(stack) == pytest.approx(before)
         record = httpx.get(
-            url(stack, "execution") + f"/api/v1/orders/{problem['order_id']}", timeout=30
+            url(stack, "execution") + f"/api/v1/orders/{problem['order_id']}",
+            headers=keys.headers(),
+            timeout=30,
         ).json()
         assert record["status"] == "REJECTED"
         assert record["filled_amount"] == 0

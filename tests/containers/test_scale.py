@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.containers.compose import ComposeProject, NewProject, port_override
+from tests.support import keys as api_keys
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.containers
@@ -122,7 +123,7 @@ async def run_load(
 ) -> Load:
     """All the trades at once, and the kill of `victim` mid-load; the outcomes."""
     load = Load(lb=project.url("execution-lb", 8004))
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(headers=api_keys.headers(), timeout=60) as client:
         killer = asyncio.create_task(kill(victim, load))
         await asyncio.gather(*(load.trade(client, t, keys[t]) for t in traces))
         await killer

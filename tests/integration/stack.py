@@ -101,6 +101,9 @@ class Stack:
         for name in START_ORDER:
             folder, _ = SERVICES[name]
             env = {k: self._localise(v) for k, v in compose[name].items()}
+            # The keys come from the tests' environment (tests/support/keys.py), not the
+            # compose keys volume.
+            env.pop("KEYS_FILE", None)
             env.update(self.extra_env)
             self.procs[name] = ServiceProcess(folder, self.ports[name], env, self.log_path(name))
 

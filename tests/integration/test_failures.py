@@ -10,13 +10,16 @@ import pytest
 
 from tests.integration.stack import Stack
 from tests.integration.test_flow import trade
+from tests.support import keys
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def cash(urls: dict[str, str]) -> float:
-    body = httpx.get(urls["execution"] + "/api/v1/portfolio", timeout=10).json()
+    body = httpx.get(
+        urls["execution"] + "/api/v1/portfolio", headers=keys.headers(), timeout=10
+    ).json()
     return float(body["cash"])
 
 

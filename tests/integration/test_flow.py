@@ -8,7 +8,9 @@ import uuid
 import httpx
 import pytest
 
+from shared.auth import Role
 from tests.integration.stack import START_ORDER, Stack
+from tests.support import keys
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -20,7 +22,7 @@ def trade(
     return httpx.post(
         urls["execution"] + "/api/v1/trade",
         json={"symbol": "BTC-USD", "side": side, "amount": amount},
-        headers=headers,
+        headers={**keys.headers(Role.TRADER), **headers},
         timeout=15,
     )
 

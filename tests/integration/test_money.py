@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.integration.stack import Stack
+from tests.support import keys
 from tests.support.servers import ServiceProcess, free_port, serve_in_thread
 
 pytestmark = pytest.mark.integration
@@ -86,7 +87,7 @@ def execution(own_stack: Stack, tmp_path: Path) -> Iterator[tuple[str, Recording
 
 def portfolio(url: str) -> tuple[float, float]:
     """Cash and the BTC-USD quantity on the books, as the API shows them."""
-    body = httpx.get(url + "/api/v1/portfolio", timeout=15).json()
+    body = httpx.get(url + "/api/v1/portfolio", headers=keys.headers(), timeout=15).json()
     held = [p["quantity"] for p in body["positions"] if p["symbol"] == "BTC-USD"]
     return body["cash"], held[0] if held else 0.0
 
@@ -119,6 +120,7 @@ def test_a_healthy_trade_moves_exactly_the_money_risk_allowed(
     response = httpx.post(
         url + "/api/v1/trade",
         json={"symbol": "BTC-USD", "side": "buy", "amount": amount},
+        headers=keys.headers(),
         timeout=30,
     )
     assert response.status_code == 201, response.text

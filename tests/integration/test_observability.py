@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.stack import START_ORDER, Stack
+from tests.support import keys
 from tests.support.metrics import COMMON_FAMILIES, OWN_FAMILIES, Scraped, parse_metrics
 from tests.support.otlp_collector import OtlpCollector
 from tests.support.servers import wait_until
@@ -28,7 +29,7 @@ def trade(urls: dict[str, str], amount: float, **headers: str) -> httpx.Response
     return httpx.post(
         urls["execution"] + "/api/v1/trade",
         json={"symbol": "BTC-USD", "side": "buy", "amount": amount},
-        headers=headers,
+        headers={**keys.headers(), **headers},
         timeout=15,
     )
 
@@ -50,7 +51,7 @@ def test_metrics_count_exactly_the_trades(urls: dict[str, str]) -> None:
         for route in routes:
             assert "BTC-USD" not in route, (name, route)
             assert route.startswith(("/", "unmatched")), (name, route)
-    assert "/api/v1/price/{symbol}" in scraped["market-data"].label_values(
+    assert "/api/v1/ohlcv/{symbol}" in scraped["market-data"].label_values(
         "http_requests_total", "route"
     )
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support import keys
 from tests.support.metrics import parse_metrics
 from tests.support.servers import REPO, free_port, wait_until
 
@@ -88,6 +89,7 @@ def test_prometheus_reads_the_trade_count_back(
         response = httpx.post(
             urls["execution"] + "/api/v1/trade",
             json={"symbol": "BTC-USD", "side": "buy", "amount": amount},
+            headers=keys.headers(),
             timeout=15,
         )
         assert response.status_code == 201, response.text

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,19 +93,21 @@ class ServiceProcess:
         env: Mapping[str, str],
         log_path: Path,
         app: str = "main:app",
+        options: Sequence[str] = ("--no-access-log",),
     ) -> None:
         self.folder = folder
         self.port = port
         self.env = {**os.environ, **env}
         self.log_path = log_path
         self.app = app
+        self.options = list(options)
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait_path: str = "/health", timeout: float = 30.0) -> ServiceProcess:
         log = self.log_path.open("ab")
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--no-access-log"]
+        cmd += ["--port", str(self.port), *self.options]
         self.proc = subprocess.Popen(
             cmd, cwd=REPO / self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )

@@ -106,8 +106,8 @@ function showTotals(p) {
 }
 
 async function loadHistory() {
-  const h = await json("/api/v1/portfolio/history");
-  state.points = h.points.map((p) => [Date.parse(p.timestamp), p.equity]);
+  const h = await json("/api/v1/portfolio/history?limit=1000");  // the newest 1000, newest first
+  state.points = h.points.map((p) => [Date.parse(p.timestamp), p.equity]).reverse();
   drawChart();
 }
 function drawChart() {
@@ -288,7 +288,7 @@ async function placeOrder(event) {
 let refreshTimer = null;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => { loadPortfolio().catch(() => {}); loadRegimes(); }, 300);
+  refreshTimer = setTimeout(() => loadPortfolio().then(loadRegimes, () => {}), 300);
 }
 const handlers = {
   order(o) {

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from shared.market.source import MarketSource
+from tests.support.asgi import asgi_client
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
 from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub
 
@@ -137,10 +138,8 @@ def settings_for(
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run, behind an in-process HTTP client."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://execution") as client:
-            yield client
+    async with asgi_client(app, "http://execution") as client:
+        yield client
 
 
 @pytest.fixture
@@ -156,7 +155,7 @@ def start(settings_for: Callable[..., Settings], source: FakeSource) -> StartApp
     """`async with start(**settings) as client`: the app on this test's ledger."""
 
     def make(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        app = create_app(settings_for(**overrides), direct_source=cast(MarketSource, source))
+        app = create_app(settings_for(**overrides), market_source=cast(MarketSource, source))
         return running(app)
 
     return make

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
+from collections.abc import Callable
+from typing import cast
 
-from tests.unit.execution.stubs import PRICE, RiskRule, RiskStub, approve_all
+import httpx
+from execution.app import create_app
+from execution.config import Settings
+from execution.history import History
+
+from shared.market.source import MarketSource
+from tests.support.asgi import client_of, serving
+from tests.unit.execution.stubs import PRICE, FakeSource, RiskRule, RiskStub, approve_all
 from tests.unit.execution.test_history import points_when
 
 BUY = {"symbol": "BTC-USD", "side": "buy", "amount": 1000}
@@ -75,15 +83,14 @@ async def test_a_second_reset_numbers_on(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_fill_from_before_a_reset_adds_no_point_to_the_new_account(
-    client: httpx.AsyncClient, risk: RiskStub
+    settings_for: Callable[..., Settings], source: FakeSource, risk: RiskStub
 ) -> None:
     """A fill made on the closed account never lands in the new account's history."""
-    from execution.history import History
-
-    await client.post("/api/v1/account/reset")
-    app = client._transport.app  # type: ignore[attr-defined]
-    history: History = app.state.history
-    stale = {"symbol": "BTC-USD", "price": 100.0, "created_at": "2020-01-01T00:00:00+00:00"}
-    assert await history.after_fills([stale]) is None
-    points = (await client.get("/api/v1/portfolio/history")).json()["points"]
+    app = create_app(settings_for(), market_source=cast(MarketSource, source))
+    async with serving(app) as served, client_of(served.asgi, "http://execution") as client:
+        await client.post("/api/v1/account/reset")
+        history: History = served.state["history"]
+        stale = {"symbol": "BTC-USD", "price": 100.0, "created_at": "2020-01-01T00:00:00+00:00"}
+        assert await history.after_fills([stale]) is None
+        points = (await client.get("/api/v1/portfolio/history")).json()["points"]
     assert [p["trigger"] for p in points] == ["reset"]

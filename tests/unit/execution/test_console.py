@@ -6,6 +6,8 @@ import re
 
 import httpx
 
+from shared.auth import Role
+from tests.support import keys
 from tests.unit.execution.conftest import StartApp
 
 
@@ -48,3 +50,12 @@ async def test_regimes_says_why_one_is_missing(start: StartApp, dead_url: str) -
     (only,) = response.json()["regimes"]
     assert only["symbol"] == "BTC-USD"
     assert only["error"]
+
+
+async def test_session_names_the_keys_role_and_id(client: httpx.AsyncClient) -> None:
+    """`/api/v1/session` tells the console the presented key's role and id; no key: 401."""
+    for role in (Role.VIEWER, Role.TRADER, Role.ADMIN):
+        answer = await client.get("/api/v1/session", headers=keys.headers(role))
+        assert answer.json() == {"role": role, "key_id": keys.key_id(role)}
+    assert (await client.get("/api/v1/session", headers={"X-API-Key": ""})).status_code == 401
+    assert (await client.get("/", headers={"X-API-Key": ""})).status_code == 200

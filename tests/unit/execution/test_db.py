@@ -67,9 +67,11 @@ async def test_concurrent_migrations_open_the_account_once(database_url: str) ->
     assert tuple(rows) == (1, settings.starting_cash)
 
 
-async def test_sqlite_reads_run_on_the_loop_and_busy_ones_on_a_thread(tmp_path: Path) -> None:
-    """A read runs on the event loop's own connection (no thread hop); when SQLite answers
-    busy there, the same read is run again by a reader thread, which may wait."""
+async def test_sqlite_books_reads_run_on_the_loop_and_busy_ones_on_a_thread(
+    tmp_path: Path,
+) -> None:
+    """The books read runs on the event loop's own connection (no thread hop); when SQLite
+    answers busy there, the same read is run again by a reader thread, which may wait."""
     db = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}"))
     threads: list[str] = []
 
@@ -82,15 +84,31 @@ async def test_sqlite_reads_run_on_the_loop_and_busy_ones_on_a_thread(tmp_path: 
         return int(conn.execute(text("SELECT 1")).scalar_one())
 
     try:
-        assert await db.read(body) == 1
-        assert await db.read(body) == 1
+        assert await db.read_books(body) == 1
+        assert await db.read_books(body) == 1
         with pytest.raises(ServiceUnavailableError):  # any other error is not retried
-            await db.read(lambda conn: conn.execute(text("SELECT * FROM no_such_table")))
+            await db.read_books(lambda conn: conn.execute(text("SELECT * FROM no_such_table")))
     finally:
         await db.dispose()
     loop_thread = threading.current_thread().name
     assert threads[:2] == [loop_thread, loop_thread]
     assert threads[2].startswith("ledger-reader")
+
+
+async def test_every_other_sqlite_read_runs_on_a_reader_thread(tmp_path: Path) -> None:
+    """A plain `read` (a page of orders, an idempotency key) never runs on the event loop."""
+    db = open_database(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}"))
+    threads: list[str] = []
+
+    def body(conn: Connection) -> int:
+        threads.append(threading.current_thread().name)
+        return int(conn.execute(text("SELECT 1")).scalar_one())
+
+    try:
+        assert await db.read(body) == 1
+    finally:
+        await db.dispose()
+    assert threads[0].startswith("ledger-reader")
 
 
 async def test_the_sqlite_writer_keeps_its_connection(tmp_path: Path) -> None:
@@ -137,7 +155,7 @@ async def test_first_reads_at_once_share_one_loop_connection(tmp_path: Path) -> 
                 conn.close()
 
     try:
-        drivers = await asyncio.gather(*(db.read(driver) for _ in range(20)))
+        drivers = await asyncio.gather(*(db.read_books(driver) for _ in range(20)))
         timeouts = await asyncio.to_thread(busy_timeouts)
     finally:
         await db.dispose()

@@ -12,6 +12,7 @@ from execution.app import create_app
 from execution.config import Settings
 
 from shared.market.source import MarketSource
+from tests.support import keys
 from tests.support.servers import serve_in_thread
 from tests.unit.execution.stubs import FakeSource, RiskStub
 
@@ -46,11 +47,11 @@ async def test_an_order_event_follows_a_trade_within_a_second(
 ) -> None:
     """A client on the stream gets health at once, then the order, then the portfolio."""
     app = create_app(
-        settings_for(regime_url=dead_url), direct_source=cast(MarketSource, FakeSource())
+        settings_for(regime_url=dead_url), market_source=cast(MarketSource, FakeSource())
     )
     with serve_in_thread(app) as server:
         async with (
-            httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+            httpx.AsyncClient(headers=keys.headers(), base_url=server.url, timeout=10) as client,
             client.stream("GET", "/api/v1/events") as stream,
         ):
             assert stream.headers["content-type"].startswith("text/event-stream")
@@ -81,11 +82,11 @@ async def test_trading_state_changes_and_refusals_are_streamed(
 ) -> None:
     """A halt reaches the stream as `trading_state`, the refused trade as a REJECTED order."""
     app = create_app(
-        settings_for(regime_url=dead_url), direct_source=cast(MarketSource, FakeSource())
+        settings_for(regime_url=dead_url), market_source=cast(MarketSource, FakeSource())
     )
     with serve_in_thread(app) as server:
         async with (
-            httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+            httpx.AsyncClient(headers=keys.headers(), base_url=server.url, timeout=10) as client,
             client.stream("GET", "/api/v1/events") as stream,
         ):
             events = sse_events(stream)

@@ -10,8 +10,10 @@ from typing import Any, cast
 import httpx
 from execution.app import create_app
 from execution.config import Settings
+from execution.history import History
 
 from shared.market.source import MarketSource
+from tests.support.asgi import client_of, serving
 from tests.unit.execution.conftest import running
 from tests.unit.execution.stubs import FakeSource, GatewayStub, RiskStub, approve_all
 
@@ -21,10 +23,10 @@ TRADE = {"symbol": "BTC-USD", "side": "buy", "amount": 1000}
 async def points_when(
     client: httpx.AsyncClient, ready: Callable[[list[Any]], bool], timeout: float = 5.0
 ) -> list[Any]:
-    """The history's points once `ready` says so (polled with a deadline)."""
+    """The history's points, oldest first, once `ready` says so (polled with a deadline)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        points = (await client.get("/api/v1/portfolio/history")).json()["points"]
+        points = (await client.get("/api/v1/portfolio/history")).json()["points"][::-1]
         if ready(points) or asyncio.get_running_loop().time() > deadline:
             return cast(list[Any], points)
         await asyncio.sleep(0.01)
@@ -62,19 +64,20 @@ async def test_timer_point_values_at_market_with_the_clock_injected(
     """The timer's point values positions at the market price, stamped by the clock."""
     app = create_app(
         settings_for(portfolio_history_seconds=0),
-        direct_source=cast(MarketSource, FakeSource()),
+        market_source=cast(MarketSource, FakeSource()),
     )
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     gateway.prices["BTC-USD"] = (125.0, datetime.now(UTC))
-    async with running(app) as client:
+    async with serving(app) as served, client_of(served.asgi, "http://execution") as client:
         await client.post("/api/v1/trade", json=TRADE)
         await points_when(client, lambda p: len(p) == 1)
-        app.state.history._now = lambda: at
-        point = await app.state.history.on_timer()
+        history: History = served.state["history"]
+        history._now = lambda: at
+        point = await history.on_timer()
         assert point.positions_value == 1250.0
         body = (await client.get("/api/v1/portfolio/history")).json()
     assert body["account"] == 1
-    assert body["points"][-1] == {
+    assert body["points"][0] == {  # newest first
         "timestamp": "2026-01-02T03:04:05Z",
         "equity": 10_250.0,
         "cash": 9000.0,
@@ -91,7 +94,7 @@ async def test_timer_point_values_at_market_with_the_clock_injected(
             "/api/v1/portfolio/history", params={"until": "2026-01-02T03:04:05Z"}
         )
     # The fill's point was taken now, after the timer's injected 2026-01-02.
-    assert [p["trigger"] for p in since.json()["points"]] == ["fill", "timer"]
+    assert [p["trigger"] for p in since.json()["points"]] == ["timer", "fill"]
     assert until.json()["points"] == []
 
 
@@ -99,3 +102,19 @@ async def test_bad_window_is_422(client: httpx.AsyncClient) -> None:
     """A since or until that is not a time is a 422."""
     response = await client.get("/api/v1/portfolio/history", params={"since": "soon"})
     assert response.status_code == 422
+
+
+async def test_history_pages_newest_first(client: httpx.AsyncClient, risk: RiskStub) -> None:
+    """Points page like orders: newest first, `next_cursor` to the older ones, then none."""
+    for count, amount in enumerate((100, 200, 300), start=1):
+        await client.post("/api/v1/trade", json=TRADE | {"amount": amount})
+        await points_when(client, lambda p, n=count: len(p) == n)  # type: ignore[misc]
+    first = (await client.get("/api/v1/portfolio/history", params={"limit": 2})).json()
+    assert [p["cash"] for p in first["points"]] == [9400.0, 9700.0]
+    rest = await client.get(
+        "/api/v1/portfolio/history", params={"limit": 2, "cursor": first["next_cursor"]}
+    )
+    assert [p["cash"] for p in rest.json()["points"]] == [9900.0]
+    assert rest.json()["next_cursor"] is None
+    bad = await client.get("/api/v1/portfolio/history", params={"cursor": "nope!"})
+    assert bad.status_code == 422

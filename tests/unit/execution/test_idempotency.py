@@ -16,6 +16,7 @@ from execution.models import idempotency_keys, orders
 from sqlalchemy import func, select
 
 from shared.errors import ConflictError, InvalidRequestError
+from shared.problems import Problem
 from tests.unit.execution.conftest import StartApp
 from tests.unit.execution.stubs import RiskStub
 
@@ -67,7 +68,7 @@ async def test_replay_after_completion_is_the_stored_answer(client: httpx.AsyncC
 async def test_same_key_other_body_is_422(
     client: httpx.AsyncClient, risk: RiskStub, change: dict[str, object]
 ) -> None:
-    """Reusing a key with another amount, side or symbol is a 422 naming the header."""
+    """Reusing a key with another amount, side or symbol is a 422 `Problem` naming the header."""
     first = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-2"})
     assert first.status_code == 201
     other = await client.post(
@@ -76,8 +77,10 @@ async def test_same_key_other_body_is_422(
     assert other.status_code == 422, other.text
     assert "Idempotent-Replayed" not in other.headers
     assert len(risk.requests) == 1  # the second request never reached Risk
-    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
-    assert "different request" in other.json()["detail"]
+    problem = Problem.model_validate(other.json())  # every `errors` item complete
+    assert problem.errors is not None
+    assert [(e.field, e.location) for e in problem.errors] == [("Idempotency-Key", "header")]
+    assert "different request" in problem.detail
 
 
 async def test_503_is_not_stored_so_a_retry_trades(

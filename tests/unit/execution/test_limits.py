@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import keys
 from tests.support.servers import ThreadServer
 from tests.unit.execution.conftest import StartApp
 from tests.unit.execution.stubs import GatewayStub, RiskStub
@@ -21,7 +22,7 @@ FEES = {"fee_bps": 10, "slippage_bps": 5}
 
 
 async def buy_all(urls: list[str], symbols: list[str], amount: float) -> list[httpx.Response]:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(headers=keys.headers(), timeout=60) as client:
         return await asyncio.gather(
             *(
                 client.post(
@@ -96,7 +97,9 @@ async def test_two_processes_on_postgresql_stay_within_the_limits(
         urls = [p.url for p in processes]
         answers = await buy_all(urls, symbols, 1e6)
         assert {a.status_code for a in answers} == {201}
-        async with httpx.AsyncClient(base_url=urls[0], timeout=30) as client:
+        async with httpx.AsyncClient(
+            headers=keys.headers(), base_url=urls[0], timeout=30
+        ) as client:
             holdings = (await client.get("/api/v1/portfolio")).json()
             orders = (await client.get("/api/v1/orders", params={"limit": 500})).json()
     _check(holdings, orders["orders"], symbols)

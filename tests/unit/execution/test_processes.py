@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import keys
 from tests.support.servers import (
     ServiceProcess,
     ThreadServer,
@@ -70,13 +71,19 @@ async def test_a_201_order_survives_sigkill(
     """An order answered 201 is on the ledger after the process is SIGKILLed and restarted."""
     make = factory(database_url, tmp_path, risk_server, gateway_server)
     process = make()
-    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+    async with (
+        started(process),
+        httpx.AsyncClient(headers=keys.headers(), base_url=process.url) as client,
+    ):
         body = {"symbol": "BTC-USD", "side": "buy", "amount": 1234.5}
         order = (await client.post("/api/v1/trade", json=body)).json()
         process.kill()
     assert order["status"] == "FILLED"
     process = make()
-    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+    async with (
+        started(process),
+        httpx.AsyncClient(headers=keys.headers(), base_url=process.url) as client,
+    ):
         again = await client.get(f"/api/v1/orders/{order['order_id']}")
         portfolio = (await client.get("/api/v1/portfolio")).json()
     assert again.json() == order | {"account": 1}
@@ -93,12 +100,18 @@ async def test_the_trading_state_survives_sigkill(
     """HALTED and its history are still in force after a SIGKILL and a restart."""
     make = factory(database_url, tmp_path, risk_server, gateway_server)
     process = make()
-    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+    async with (
+        started(process),
+        httpx.AsyncClient(headers=keys.headers(), base_url=process.url) as client,
+    ):
         change = {"state": "HALTED", "reason": "before the crash"}
         set_to = (await client.put("/api/v1/trading-state", json=change)).json()
         process.kill()
     process = make()
-    async with started(process), httpx.AsyncClient(base_url=process.url) as client:
+    async with (
+        started(process),
+        httpx.AsyncClient(headers=keys.headers(), base_url=process.url) as client,
+    ):
         state = (await client.get("/api/v1/trading-state")).json()
         history = (await client.get("/api/v1/trading-state/history")).json()["changes"]
         body = {"symbol": "BTC-USD", "side": "buy", "amount": 100}
@@ -117,7 +130,10 @@ async def test_two_processes_on_one_ledger_never_overdraw(
 ) -> None:
     """100 concurrent buys over two processes sharing the ledger: cash >= 0, fills within it."""
     make = factory(database_url, tmp_path, risk_server, gateway_server)
-    async with started(make(), make()) as processes, httpx.AsyncClient(timeout=30) as client:
+    async with (
+        started(make(), make()) as processes,
+        httpx.AsyncClient(headers=keys.headers(), timeout=30) as client,
+    ):
         body = {"symbol": "BTC-USD", "side": "buy", "amount": 150}
         responses = await asyncio.gather(
             *(client.post(f"{processes[i % 2].url}/api/v1/trade", json=body) for i in range(100))
@@ -158,7 +174,10 @@ async def test_a_retry_after_a_crash_mid_request_is_answered_with_one_fill(
             process.env["IDEMPOTENCY_WAIT_SECONDS"] = "10"
         headers = {"Idempotency-Key": "crash-1"}
         body = {"symbol": "BTC-USD", "side": "buy", "amount": 100}
-        async with started(first, second), httpx.AsyncClient(timeout=30) as client:
+        async with (
+            started(first, second),
+            httpx.AsyncClient(headers=keys.headers(), timeout=30) as client,
+        ):
             doomed = asyncio.create_task(
                 client.post(f"{first.url}/api/v1/trade", json=body, headers=headers)
             )

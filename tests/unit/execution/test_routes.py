@@ -40,7 +40,7 @@ async def test_invalid_trades_are_422_naming_the_field(
 
 
 async def test_openapi_documents_the_trade_body(client: httpx.AsyncClient) -> None:
-    """The trade's body (read by `read_body`, not declared) is in the OpenAPI document."""
+    """The trade's body is documented as `TradeRequest`, with the Idempotency-Key header."""
     document = (await client.get("/openapi.json")).json()
     operation = document["paths"]["/api/v1/trade"]["post"]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
@@ -105,3 +105,39 @@ async def test_health_reports_the_database_and_upstreams(client: httpx.AsyncClie
         "market_data",
         "market_source",
     }
+
+
+def cursor_of(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        cursor_of("seq: 5"),
+        cursor_of("seq:+5"),
+        cursor_of("seq:5_0"),
+        cursor_of("seq:\u0665"),  # Arabic-Indic five
+        cursor_of("seq:05"),
+        cursor_of("seq:5 "),
+        cursor_of("seq:5") + "==",
+        cursor_of("seq:5") + "!",
+        cursor_of("SEQ:5"),
+    ],
+)
+async def test_cursors_are_parsed_strictly(client: httpx.AsyncClient, cursor: str) -> None:
+    """Only the exact cursor text the service issues is accepted; near misses are 422."""
+    response = await client.get("/api/v1/orders", params={"cursor": cursor})
+    assert response.status_code == 422, cursor
+    assert response.json()["detail"] == "cursor: not a cursor this service issued"
+    ok = await client.get("/api/v1/orders", params={"cursor": cursor_of("seq:5")})
+    assert ok.status_code == 200
+
+
+async def test_a_404_does_not_echo_the_id(client: httpx.AsyncClient) -> None:
+    """An unknown 10 KB order id is a small 404: neither detail nor instance repeats it."""
+    long_id = "7" * 10_000
+    response = await client.get(f"/api/v1/orders/{long_id}")
+    assert response.status_code == 404
+    assert len(response.content) < 1000
+    assert response.json()["detail"] == "No order with this id"

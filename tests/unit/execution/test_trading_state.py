@@ -13,6 +13,8 @@ from execution.db import engine_url
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.auth import Role
+from tests.support import keys
 from tests.unit.execution.conftest import StartApp
 from tests.unit.execution.stubs import RiskStub, approve_all
 
@@ -104,7 +106,8 @@ async def test_history_lists_every_change_newest_first(client: httpx.AsyncClient
         ("REDUCING", "two"),
         ("HALTED", "one"),
     ]
-    assert {c["changed_by"] for c in changes} == {"operator"}
+    # The admin key that made the change, by role and id (never the key).
+    assert {c["changed_by"] for c in changes} == {f"admin:{keys.key_id(Role.ADMIN)}"}
     assert changes[0]["changed_at"] >= changes[1]["changed_at"] >= changes[2]["changed_at"]
     limited = await client.get("/api/v1/trading-state/history", params={"limit": 1})
     assert len(limited.json()["changes"]) == 1

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from market_data_gateway.app import create_app
 from market_data_gateway.config import Settings
 
+from tests.support.asgi import asgi_client
 from tests.support.fake_coinbase import FakeCoinbase
 from tests.support.servers import ThreadServer, serve_in_thread
 from tests.unit.shared.fakes import FakeClock
@@ -66,10 +67,8 @@ def settings_for(coinbase_url: str, **overrides: Any) -> Settings:
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and talk to it in-process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield client
+    async with asgi_client(app, "http://gateway") as client:
+        yield client
 
 
 @pytest.fixture

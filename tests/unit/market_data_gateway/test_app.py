@@ -27,13 +27,16 @@ async def test_auto_falls_back_to_simulated_and_says_so(
     assert detail["source"] == "simulated"
     assert detail["requested"] == "auto"
     assert detail["fell_back"] is True
-    assert unreachable in detail["reason"]
+    # /health is open: it says why without saying where; the log names the URL.
+    assert unreachable not in detail["reason"]
+    assert "<url>" in detail["reason"]
     assert health["status"] == "healthy"
     assert price["source"] == "simulated"
     # The lifespan configures logging to stderr, one line per event, loudly.
     err = capsys.readouterr().err
     assert "WARNING market-data-gateway" in err
     assert "MARKET DATA IS SIMULATED" in err
+    assert unreachable in err
 
 
 async def test_auto_uses_coinbase_when_it_answers(

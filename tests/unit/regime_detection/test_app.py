@@ -16,6 +16,7 @@ from regime_detection.schemas import RegimeResponse
 from shared.market.models import CandleSeries, Quote
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import MarketUnavailableError
+from tests.support.asgi import asgi_client
 from tests.support.metrics import parse_metrics
 from tests.support.servers import free_port, serve_in_thread
 
@@ -29,10 +30,8 @@ def _settings(gateway_url: str, **extra: object) -> Settings:
 
 @asynccontextmanager
 async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://regime") as client:
-            yield client
+    async with asgi_client(app, "http://regime") as client:
+        yield client
 
 
 class FakeSource:
@@ -91,7 +90,7 @@ async def test_gateway_down_falls_back_to_the_direct_source() -> None:
 async def test_gateway_and_source_down_is_a_503_problem() -> None:
     """No market data from anywhere: 503 problem+json, never a 500."""
     source = FakeSource(fail=True)
-    app = create_app(_settings(CLOSED.format(free_port())), source=source)  # type: ignore[arg-type]
+    app = create_app(_settings(CLOSED.format(free_port())), market_source=source)  # type: ignore[arg-type]
     async with _client(app) as client:
         response = await client.get("/api/v1/regime/BTC-USD")
     assert response.status_code == 503
@@ -117,7 +116,7 @@ async def test_gateway_down_and_coinbase_unreachable_is_a_503_problem() -> None:
 async def test_too_few_candles_is_200_unknown_with_a_reason() -> None:
     """A gappy market with 20 candles: UNKNOWN, confidence 0, the reason, null indicators."""
     source = FakeSource(candles=20)
-    app = create_app(_settings(CLOSED.format(free_port())), source=source)  # type: ignore[arg-type]
+    app = create_app(_settings(CLOSED.format(free_port())), market_source=source)  # type: ignore[arg-type]
     async with _client(app) as client:
         response = await client.get("/api/v1/regime/SOL-USD")
     assert response.status_code == 200
@@ -130,7 +129,7 @@ async def test_too_few_candles_is_200_unknown_with_a_reason() -> None:
 async def test_bad_input_is_422_before_any_network_call() -> None:
     """Bad symbol, granularity or periods: 422 naming the field; nothing is read."""
     source = FakeSource()
-    app = create_app(_settings(CLOSED.format(free_port())), source=source)  # type: ignore[arg-type]
+    app = create_app(_settings(CLOSED.format(free_port())), market_source=source)  # type: ignore[arg-type]
     cases = [
         ("/api/v1/regime/btc-usd", {}, "symbol"),
         ("/api/v1/regime/BTC-USD", {"granularity": 120}, "granularity"),
@@ -142,9 +141,9 @@ async def test_bad_input_is_422_before_any_network_call() -> None:
             response = await client.get(path, params=params)
             assert response.status_code == 422, (path, params)
             assert field in response.json()["detail"]
-        breaker = app.state.gateway.breaker.snapshot()
+        health = (await client.get("/health")).json()
     assert source.reads == 0
-    assert breaker.consecutive_failures == 0
+    assert health["details"]["market_data"]["consecutive_failures"] == 0
 
 
 async def test_health_reports_the_gateway_breaker_and_the_source() -> None:
@@ -159,7 +158,7 @@ async def test_health_reports_the_gateway_breaker_and_the_source() -> None:
 async def test_cached_body_is_the_documented_response() -> None:
     """The pre-rendered body is a valid RegimeResponse, repeated byte for byte, and documented."""
     source = FakeSource()
-    app = create_app(_settings(CLOSED.format(free_port())), source=source)  # type: ignore[arg-type]
+    app = create_app(_settings(CLOSED.format(free_port())), market_source=source)  # type: ignore[arg-type]
     async with _client(app) as client:
         first = await client.get("/api/v1/regime/BTC-USD")
         second = await client.get("/api/v1/regime/BTC-USD")

@@ -160,7 +160,7 @@ async def test_the_answer_shows_the_thresholds_applied(
         {"market_data_url": CLOSED.format(free_port()), "market_data_source": "simulated"}
         | configured
     )
-    app = create_app(settings, source=FakeSource())  # type: ignore[arg-type]
+    app = create_app(settings, market_source=FakeSource())  # type: ignore[arg-type]
     async with _client(app) as client:
         body = (await client.get("/api/v1/regime/BTC-USD")).json()
     names = (

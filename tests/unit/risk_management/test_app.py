@@ -13,6 +13,7 @@ from risk_management.app import create_app
 from risk_management.config import Settings
 
 from shared.market.source import MarketSource
+from tests.support import keys
 from tests.support.fake_coinbase import FakeCoinbase
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
 from tests.unit.risk_management.upstreams import (
@@ -49,7 +50,7 @@ def risk() -> RiskServer:
     @contextmanager
     def start(direct: MarketSource | None = None, **overrides: Any) -> Iterator[ThreadServer]:
         settings = Settings(**{"market_data_source": "simulated", **overrides})
-        with serve_in_thread(create_app(settings, direct_source=direct)) as server:
+        with serve_in_thread(create_app(settings, market_source=direct)) as server:
             yield server
 
     return start
@@ -61,7 +62,7 @@ def order(amount: float = 1_000, side: str = "buy", **portfolio: Any) -> dict[st
 
 
 async def post(url: str, body: Any, **headers: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(headers=keys.headers(), base_url=url, timeout=30) as client:
         return await client.post("/api/v1/approve-trade", json=body, headers=headers)
 
 
@@ -170,7 +171,7 @@ async def test_real_gateway_and_regime_service(risk: RiskServer) -> None:
     with ExitStack() as servers:
         gateway_url = servers.enter_context(serve_in_thread(gateway())).url
         regime_url = servers.enter_context(serve_in_thread(regime_service(gateway_url))).url
-        async with httpx.AsyncClient(base_url=regime_url) as client:
+        async with httpx.AsyncClient(headers=keys.headers(), base_url=regime_url) as client:
             verdict = (await client.get("/api/v1/regime/BTC-USD?granularity=60")).json()
         server = servers.enter_context(risk(market_data_url=gateway_url, regime_url=regime_url))
         body = (await post(server.url, order(1_000))).json()
@@ -200,7 +201,7 @@ async def test_held_positions_are_valued(stack: dict[str, Any], risk: RiskServer
 async def test_health_lists_the_upstreams(stack: dict[str, Any], risk: RiskServer) -> None:
     """/health names the gateway, the regime service and the market source."""
     with risk(market_data_url=stack["gateway"], regime_url=stack["regime"]) as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
+        async with httpx.AsyncClient(headers=keys.headers(), base_url=server.url) as client:
             response = await client.get("/health")
     assert response.status_code == 200
     deps = response.json()["dependencies"]

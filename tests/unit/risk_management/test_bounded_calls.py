@@ -5,21 +5,22 @@ from __future__ import annotations
 from collections import Counter
 
 import httpx
-from fastapi import FastAPI
 from risk_management.config import Settings
 from risk_management.schemas import ApproveTradeRequest
 from risk_management.service import RiskService
+from starlette.types import ASGIApp
 
 from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
 from shared.transport import make_http_client
+from tests.support.asgi import lifespan_app
 from tests.unit.risk_management.upstreams import RegimeStub, gateway, simulator
 
 
 class Counting(httpx.AsyncBaseTransport):
     """Routes by host to in-process apps and counts every request by host and path."""
 
-    def __init__(self, apps: dict[str, FastAPI]) -> None:
+    def __init__(self, apps: dict[str, ASGIApp]) -> None:
         self.apps = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
         self.calls: Counter[str] = Counter()
 
@@ -32,12 +33,12 @@ async def test_a_decision_with_100_held_symbols_makes_three_upstream_calls() -> 
     """Prices in one batch, held volatilities in one batch, one regime: 3 calls, not 201."""
     held = {f"C{i:03d}-USD": 0.001 for i in range(99)} | {"BTC-USD": 0.001}
     market_app, regime_app = gateway(), RegimeStub("TRENDING", 0.001).app()
-    transport = Counting({"gateway": market_app, "regime": regime_app})
     settings = Settings(
         market_data_url="http://gateway", regime_url="http://regime", log_level="WARNING"
     )
-    http = make_http_client(transport)
-    async with market_app.router.lifespan_context(market_app):
+    async with lifespan_app(market_app) as served_market:
+        transport = Counting({"gateway": served_market, "regime": regime_app})
+        http = make_http_client(transport)
         service = RiskService(
             settings,
             MarketDataClient(

@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from risk_management.app import create_app
 from risk_management.config import Settings
 
+from shared.auth import Role
 from shared.market.models import CandleSeries, Quote
 from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
+from tests.support import keys
 from tests.support.servers import free_port, serve_in_thread
 from tests.unit.risk_management.upstreams import simulator
 
@@ -81,13 +83,15 @@ def risk_with(
             retry_max_attempts=1,
             **overrides,
         )
-        app = create_app(settings, direct_source=direct or simulator())
+        app = create_app(settings, market_source=direct or simulator())
         with serve_in_thread(app) as server:
             yield server.url
 
 
 def approve(url: str) -> dict[str, Any]:
-    response = httpx.post(url + "/api/v1/approve-trade", json=ORDER, timeout=30)
+    response = httpx.post(
+        url + "/api/v1/approve-trade", json=ORDER, headers=keys.headers(Role.SERVICE), timeout=30
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

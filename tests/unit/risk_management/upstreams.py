@@ -42,7 +42,7 @@ def gateway(**settings: Any) -> FastAPI:
 def regime_service(gateway_url: str) -> FastAPI:
     """The real regime service reading candles from the gateway at `gateway_url`."""
     config = RegimeSettings(market_data_url=gateway_url, market_data_source="simulated")
-    return create_regime(config, source=cast(MarketSource, simulator()), clock=fixed_clock)
+    return create_regime(config, market_source=cast(MarketSource, simulator()), clock=fixed_clock)
 
 
 class RegimeStub:

@@ -2,42 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from shared.app import build_app
+from shared.app import AppState, build_app
 from shared.health import Dependency
-
-
-@asynccontextmanager
-async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
+from shared.settings import CommonSettings
+from tests.support.asgi import asgi_client
 
 
 def app_with(
     *routers: APIRouter,
-    dependencies: Callable[[FastAPI], list[Dependency]] = lambda app: [],
+    health_checks: Sequence[Dependency] = (),
+    api_keys: str | None = None,
     **options: Any,
 ) -> FastAPI:
-    """The service app factory's app with `routers`, no lifespan, the given health checks."""
+    """The service app factory's app with `routers` and a lifespan yielding `health_checks`.
+
+    It accepts the tests' keys (`tests.support.keys`, in the environment), or `api_keys`.
+    """
+    if api_keys is not None:
+        options["settings"] = CommonSettings(api_keys=api_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
+        yield {"health_checks": list(health_checks)}
+
     return build_app(
         service="test",
         title="t",
         description="t",
-        lifespan=no_lifespan,
+        lifespan=lifespan,
         routers=list(routers),
-        dependencies=dependencies,
         **options,
     )
 
 
-@asynccontextmanager
-async def client_of(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client calling `app` in process (its lifespan is not run)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
+def client_of(
+    app: FastAPI, headers: dict[str, str] | None = None
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """An httpx client calling `app` in process, its lifespan run.
+
+    It sends the tests' admin key unless `headers` say otherwise (`{}`: no key).
+    """
+    return asgi_client(app, headers=headers)

@@ -351,3 +351,33 @@ async def test_from_settings_uses_url_and_knobs(clock: FakeClock, sleep: FakeSle
     assert client.timeout == 2.5
     assert client.breaker.failure_threshold == 7
     assert client.breaker.recovery_timeout == 0.5
+
+
+async def test_the_service_key_goes_with_every_call() -> None:
+    """From settings, SERVICE_KEY is sent as X-API-Key on GETs, POSTs and retries."""
+    recorder = Recorder(503, 200)
+    settings = CommonSettings(service_key="k" * 24, retry_max_attempts=2)
+    client = ServiceClient.from_settings(
+        "market_data", settings, transport=httpx.MockTransport(recorder), sleep=no_wait
+    )
+    await client.get_json("/a")
+    await client.post_json("/b", {}, idempotency_key="i")
+    await client.get_json("/c")
+    await client.aclose()
+    assert [r.headers.get("X-API-Key") for r in recorder.requests] == ["k" * 24] * 4
+
+
+async def test_no_service_key_sends_no_key_header() -> None:
+    """Without SERVICE_KEY nothing is sent in X-API-Key (the target answers 401)."""
+    recorder = Recorder(200)
+    settings = CommonSettings(service_key=None)
+    client = ServiceClient.from_settings(
+        "market_data", settings, transport=httpx.MockTransport(recorder)
+    )
+    await client.get_json("/a")
+    await client.aclose()
+    assert "X-API-Key" not in recorder.requests[0].headers
+
+
+async def no_wait(seconds: float) -> None:
+    return None

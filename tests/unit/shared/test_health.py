@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.app import VERSION
+from shared.app import VERSION, AppState
 from shared.breaker import CircuitBreaker
 from shared.health import (
     CheckFn,
@@ -45,8 +47,20 @@ async def get_health(app: FastAPI) -> httpx.Response:
         return await client.get("/health")
 
 
+def health_app(deps: list[Dependency], **options: Any) -> FastAPI:
+    """A bare app with only `health_router(**options)`, its lifespan yielding `deps`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
+        yield {"health_checks": deps}
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(health_router(**options))
+    return app
+
+
 async def health_of(*deps: Dependency) -> tuple[int, dict[str, Any]]:
-    response = await get_health(app_with(dependencies=lambda app: list(deps)))
+    response = await get_health(app_with(health_checks=deps))
     return response.status_code, response.json()
 
 
@@ -104,8 +118,7 @@ async def test_raising_check_is_unhealthy_with_reason() -> None:
 async def test_slow_check_is_cut_at_its_time_bound() -> None:
     """A check that runs past the time bound is unhealthy; the others still report."""
     deps = [Dependency("slow", hanging, critical=True), Dependency("fast", fixed("healthy"))]
-    app = FastAPI()
-    app.include_router(health_router(lambda: deps, version="9", check_timeout=0.05))
+    app = health_app(deps, version="9", check_timeout=0.05)
     response = await get_health(app)
     body = response.json()
     assert response.status_code == 503
@@ -116,21 +129,18 @@ async def test_slow_check_is_cut_at_its_time_bound() -> None:
 async def test_unhealthy_503_has_retry_after() -> None:
     """An unhealthy 503 carries Retry-After like every other 503; a 200 does not."""
     sick = [Dependency("db", fixed("unhealthy"), critical=True)]
-    app = FastAPI()
-    app.include_router(health_router(lambda: sick, version="9", retry_after=7))
+    app = health_app(sick, version="9", retry_after=7)
     response = await get_health(app)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "7"
     well = [Dependency("db", fixed("healthy"), critical=True)]
-    app = FastAPI()
-    app.include_router(health_router(lambda: well, version="9"))
+    app = health_app(well, version="9")
     assert "Retry-After" not in (await get_health(app)).headers
 
 
 async def test_uptime_counts_from_start() -> None:
     """Uptime is seconds since the given start."""
-    app = FastAPI()
-    app.include_router(health_router(lambda: [], version="9", started=time.monotonic() - 100))
+    app = health_app([], version="9", started=time.monotonic() - 100)
     body = (await get_health(app)).json()
     assert 100 <= body["uptime"] < 200
     assert body["version"] == "9"
@@ -165,11 +175,46 @@ async def test_breaker_in_health_endpoint() -> None:
     assert body["details"]["risk_management"]["breaker"] == "OPEN"
 
 
+async def test_details_name_no_url_nor_host() -> None:
+    """An error's text is reported without the URL or host:port it names (/health is open)."""
+
+    async def refused() -> CheckResult:
+        raise ConnectionError("Error 111 connecting to redis.internal:6379; see redis://u@db:1/0")
+
+    async def described() -> CheckResult:
+        detail = {"reason": "ConnectTimeout from https://api.exchange.coinbase.com/products"}
+        return CheckResult("degraded", {**detail, "peers": ["10.0.0.7:8001"], "at": "14:05:33"})
+
+    status, body = await health_of(Dependency("redis", refused), Dependency("source", described))
+    assert status == 200
+    text = str(body)
+    for secret in ("redis.internal", "6379", "redis://", "coinbase.com", "10.0.0.7"):
+        assert secret not in text
+    assert body["details"]["redis"]["error"] == (
+        "ConnectionError: Error 111 connecting to <host>; see <url>"
+    )
+    assert body["details"]["source"] == {
+        "reason": "ConnectTimeout from <url>",
+        "peers": ["<host>"],
+        "at": "14:05:33",
+    }
+
+
+async def test_head_answers_like_get() -> None:
+    """HEAD /health has GET's status and headers (503 when unhealthy too)."""
+    for deps in ([], [Dependency("database", raising, critical=True)]):
+        app = app_with(health_checks=deps)
+        async with client_of(app, headers={}) as client:
+            get, head = await client.get("/health"), await client.head("/health")
+        assert head.status_code == get.status_code
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers.get("retry-after") == get.headers.get("retry-after")
+
+
 async def test_livez_answers_while_health_is_unhealthy() -> None:
     """Liveness checks nothing: 200 alive even when a critical dependency is down."""
     sick = [Dependency("db", fixed("unhealthy"), critical=True)]
-    app = FastAPI()
-    app.include_router(health_router(lambda: sick, version="9"))
+    app = health_app(sick, version="9")
     async with client_of(app) as client:
         live = await client.get("/livez")
         ready = await client.get("/health")

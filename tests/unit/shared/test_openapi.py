@@ -1,4 +1,4 @@
-"""The served OpenAPI document: bodies read by `read_body` and problem+json errors."""
+"""The served OpenAPI document: declared bodies and problem+json errors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel
 
-from shared.bodies import json_body, read_body
+from shared.bodies import JsonRoute
 from shared.errors import NotFoundError
 from shared.problems import PROBLEM_JSON, Problem
 from tests.unit.shared.apps import app_with, client_of
@@ -24,12 +24,12 @@ class Report(BaseModel):
 
 
 def make_app() -> FastAPI:
-    router = APIRouter()
+    router = APIRouter(route_class=JsonRoute)
 
-    @router.post("/orders", openapi_extra=json_body(Order))
-    async def orders(request: Request) -> dict[str, Any]:
-        """A body read by `read_body`."""
-        return (await read_body(request, Order)).model_dump()
+    @router.post("/orders")
+    async def orders(order: Order) -> dict[str, Any]:
+        """A declared body."""
+        return order.model_dump()
 
     @router.get("/items", responses={404: {"description": "No such item"}})
     async def items(limit: Annotated[int, Query(ge=1)] = 5) -> dict[str, int]:

@@ -185,3 +185,12 @@ async def test_unhandled_exception_is_500_without_trace(client: httpx.AsyncClien
     assert response.headers[TRACE_HEADER] == "c0ffee00c0ffee00c0ffee00c0ffee01"
     for leak in ("Traceback", "secret-password", "RuntimeError", 'File "'):
         assert leak not in response.text
+
+
+async def test_a_long_path_is_not_echoed_whole(client: httpx.AsyncClient) -> None:
+    """A 404 for a 10 KB path names at most 256 characters of it in `instance`."""
+    long_id = "x" * 10_000
+    response = await client.get(f"/orders/{long_id}")
+    assert response.status_code == 404
+    assert len(response.text) < 1000
+    assert response.json()["instance"] == ("/orders/" + long_id)[:256] + "..."

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from shared.tracing import TRACE_HEADER, TraceIdFilter, current_trace_id, new_trace_id
+from shared.logs import ContextFilter
+from shared.tracing import TRACE_HEADER, caller_span, current_trace_id, inject, new_trace_id
 from tests.unit.shared.apps import app_with, client_of
 
 NEW_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -25,7 +26,7 @@ class Capture(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.addFilter(TraceIdFilter())
+        self.addFilter(ContextFilter("tests"))
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -34,6 +35,13 @@ class Capture(logging.Handler):
 
 def make_app() -> FastAPI:
     router = APIRouter()
+
+    @router.get("/forward")
+    async def forward() -> dict[str, str]:
+        """The headers a call to another service would carry from here."""
+        headers: dict[str, str] = {}
+        inject(headers)
+        return headers
 
     @router.get("/echo")
     async def echo() -> dict[str, str | None]:
@@ -91,6 +99,30 @@ async def test_accepts_w3c_traceparent(client: httpx.AsyncClient) -> None:
     assert response.json()["before"] == "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
+async def test_outgoing_calls_carry_the_trace_with_this_hops_span(
+    client: httpx.AsyncClient,
+) -> None:
+    """A call made while handling a traced request sends traceparent with the same trace
+    id, the caller's sampled flag, and this hop's own span id as the parent."""
+    forwarded = (await client.get("/forward", headers={"traceparent": TRACEPARENT})).json()
+    version, trace_id, span_id, flags = forwarded["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01")
+    assert span_id != "00f067aa0ba902b7"
+    assert re.fullmatch(r"[0-9a-f]{16}", span_id)
+    assert forwarded[TRACE_HEADER] == trace_id
+    fresh = (await client.get("/forward")).json()
+    assert fresh["traceparent"].endswith("-00")
+    assert fresh["traceparent"].split("-")[1] == fresh[TRACE_HEADER]
+
+
+def test_future_traceparent_versions_may_carry_more_fields() -> None:
+    """W3C: a version other than 00 may add fields after the flags; 00 may not."""
+    later = caller_span("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more")
+    assert later is not None
+    assert later.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
+    assert caller_span("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more") is None
+
+
 async def test_traceparent_wins_over_x_trace_id(client: httpx.AsyncClient) -> None:
     """When both are valid, the W3C traceparent (the span's parent) wins."""
     headers = {TRACE_HEADER: "0123456789abcdef0123456789abcdef", "traceparent": TRACEPARENT}
@@ -116,6 +148,8 @@ async def test_traceparent_wins_over_x_trace_id(client: httpx.AsyncClient) -> No
         {"traceparent": "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"},
         {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01"},
         {"traceparent": "garbage"},
+        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"},
+        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"},
     ],
 )
 async def test_malformed_ids_replaced(client: httpx.AsyncClient, headers: dict[str, str]) -> None:

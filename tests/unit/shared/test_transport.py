@@ -191,14 +191,17 @@ async def test_a_trickled_answer_is_cut_at_the_deadline(
 async def test_post_with_key_and_get_retried_after_disconnect(
     client_for: Callable[[str], ServiceClient],
 ) -> None:
-    """GETs and keyed POSTs reach the server exactly max_attempts times after disconnects."""
+    """A keyed POST reaches the server exactly max_attempts times after disconnects; a GET
+    at most twice per attempt: aiohttp itself resends an idempotent request once after a
+    disconnect (RFC 9112 allows it; aiohttp has no public switch to turn it off)."""
     async with tiny_server("drop") as (server, url):
         with pytest.raises(ServiceUnavailableError):
             await client_for(url).get_json("/price")
-        assert server.requests == 3
+        assert 3 <= server.requests <= 6  # 3 attempts, each maybe resent once by aiohttp
+        sent = server.requests
         with pytest.raises(ServiceUnavailableError):
             await client_for(url).post_json("/trade", {"amount": 1}, idempotency_key="k")
-        assert server.requests == 6
+        assert server.requests == sent + 3  # a POST is never resent by aiohttp
 
 
 async def test_post_without_key_retried_when_refused(
@@ -262,8 +265,8 @@ async def test_native_path_sends_query_headers_and_body() -> None:
     assert posted["headers"]["idempotency-key"] == "k1"
 
 
-async def test_native_path_request_4xx_and_5xx() -> None:
-    """`request` still returns an httpx.Response; 4xx and 5xx are read as on the httpx path."""
+async def test_native_path_4xx_and_5xx() -> None:
+    """4xx and 5xx are read on the native path as on the httpx path."""
     with serve_in_thread(echo) as server:
         async with make_http_client() as http:
             client = ServiceClient(
@@ -272,13 +275,12 @@ async def test_native_path_request_4xx_and_5xx() -> None:
                 http=http,
                 retry=RetryPolicy(max_attempts=1),
             )
-            response = await client.request("GET", "/x")
+            answered = await client.get_json("/x")
             with pytest.raises(UpstreamClientError) as missing:
                 await client.get_json("/missing")
             with pytest.raises(ServiceUnavailableError) as busy:
                 await client.get_json("/busy")
-    assert response.status_code == 200
-    assert response.json()["query"] == ""
+    assert answered["query"] == ""
     assert missing.value.status_code == 404
     assert busy.value.retry_after == 7
     assert busy.value.extra["upstream_status"] == 503

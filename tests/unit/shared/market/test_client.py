@@ -17,6 +17,8 @@ from shared.market.models import CandleSeries, Product, Quote
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import UnknownSymbolError
 from shared.transport import make_http_client
+from tests.support import keys
+from tests.support.asgi import lifespan_app
 from tests.support.fake_coinbase import FakeCoinbase
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
 
@@ -66,9 +68,12 @@ async def gateway(coinbase: ThreadServer) -> AsyncIterator[ServiceClient]:
         log_level="WARNING",
     )
     app = create_app(settings, clock=lambda: NOW, sleep=no_sleep)
-    async with app.router.lifespan_context(app):
+    async with lifespan_app(app) as served:
         client = ServiceClient(
-            "market_data", base_url="http://gateway", transport=httpx.ASGITransport(app=app)
+            "market_data",
+            base_url="http://gateway",
+            transport=httpx.ASGITransport(app=served),
+            api_key=keys.SERVICE_KEY,
         )
         yield client
         await client.aclose()

@@ -1,4 +1,4 @@
-"""open_source / choose_source: coinbase, simulated, or auto with a one-time probe."""
+"""choose_source: coinbase, simulated, or auto with a one-time probe."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shared.market.coinbase import CoinbaseOptions, CoinbaseSource
-from shared.market.factory import choose_source, open_source
+from shared.market.factory import choose_source
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import MarketUnavailableError
 from shared.settings import MarketSettings
@@ -111,7 +111,7 @@ async def test_auto_with_coinbase_answering_uses_it(
     http: httpx.AsyncClient, server: ThreadServer, fake: FakeCoinbase
 ) -> None:
     """auto + a reachable Coinbase → coinbase, after exactly one probe request."""
-    source = await open_source(settings("auto", server.url), http)
+    source = (await choose_source(settings("auto", server.url), http)).source
     assert isinstance(source, CoinbaseSource)
     assert fake.requests == {"/time": 1}
 
@@ -121,8 +121,8 @@ async def test_explicit_sources_are_never_probed(
 ) -> None:
     """coinbase and simulated are taken as asked, without a network call."""
     unreachable = f"http://127.0.0.1:{free_port()}"
-    coinbase = await open_source(settings("coinbase", unreachable), http)
-    simulated = await open_source(settings("simulated", server.url), http)
+    coinbase = (await choose_source(settings("coinbase", unreachable), http)).source
+    simulated = (await choose_source(settings("simulated", server.url), http)).source
     assert coinbase.name == "coinbase"
     assert simulated.name == "simulated"
     assert fake.count() == 0

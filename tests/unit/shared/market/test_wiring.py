@@ -19,7 +19,7 @@ async def test_injected_source_is_used_reported_and_closed() -> None:
     """An injected direct source is the fallback, reported as injected, closed after."""
     source = CountingMarket(1, clock=lambda: 1_700_000_000.0)
     settings = MarketSettings(market_data_url=f"http://127.0.0.1:{free_port()}")
-    async with open_market(settings, direct_source=source) as wiring:
+    async with open_market(settings, market_source=source) as wiring:
         assert wiring.choice.describe()["requested"] == "injected"
         quote = await wiring.market.price("BTC-USD")  # the gateway's port is closed
         assert quote.via == "direct"

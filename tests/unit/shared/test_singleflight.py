@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from market_data_gateway.singleflight import SingleFlight
+
+from shared.singleflight import SingleFlight
 
 
 async def test_concurrent_callers_share_one_load() -> None:
     """Ten callers of one key while its load runs → one load, ten identical results."""
-    flight: SingleFlight[bytes] = SingleFlight()
+    flight: SingleFlight[str, bytes] = SingleFlight()
     release = asyncio.Event()
     loads = 0
 
@@ -30,7 +31,7 @@ async def test_concurrent_callers_share_one_load() -> None:
 
 async def test_errors_reach_every_caller_and_are_not_remembered() -> None:
     """A failed load raises in each waiting caller; the next call loads again."""
-    flight: SingleFlight[bytes] = SingleFlight()
+    flight: SingleFlight[str, bytes] = SingleFlight()
     attempts = 0
 
     async def load() -> bytes:
@@ -50,7 +51,7 @@ async def test_errors_reach_every_caller_and_are_not_remembered() -> None:
 
 async def test_a_cancelled_caller_does_not_cancel_the_others() -> None:
     """One caller giving up leaves the shared load running for the rest."""
-    flight: SingleFlight[bytes] = SingleFlight()
+    flight: SingleFlight[str, bytes] = SingleFlight()
     release = asyncio.Event()
 
     async def load() -> bytes:
@@ -69,7 +70,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_others() -> None:
 
 async def test_different_keys_load_independently() -> None:
     """Two keys are two loads."""
-    flight: SingleFlight[bytes] = SingleFlight()
+    flight: SingleFlight[str, bytes] = SingleFlight()
 
     async def load_a() -> bytes:
         return b"a"

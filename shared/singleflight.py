@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
-class SingleFlight(Generic[T]):
+class SingleFlight(Generic[K, V]):
     """At most one load in flight per key within this process.
 
     The load runs as its own task and each caller awaits it through `asyncio.shield`, so
     a caller that gives up (client disconnect, timeout) does not cancel it for the others.
-    Across replicas the shared cache absorbs the duplicates.
+    Across replicas a shared cache absorbs the duplicates.
     """
 
     def __init__(self) -> None:
-        self._loads: dict[str, asyncio.Task[T]] = {}
+        self._loads: dict[K, asyncio.Task[V]] = {}
 
     def __len__(self) -> int:
         return len(self._loads)
 
-    async def run(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+    async def run(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The result of `load()` for `key`, started now or joined if already running."""
         task = self._loads.get(key)
         if task is None:
@@ -32,7 +33,7 @@ class SingleFlight(Generic[T]):
             task.add_done_callback(lambda done: self._finished(key, done))
         return await asyncio.shield(task)
 
-    def _finished(self, key: str, task: asyncio.Task[T]) -> None:
+    def _finished(self, key: K, task: asyncio.Task[V]) -> None:
         if self._loads.get(key) is task:
             del self._loads[key]
         if not task.cancelled():
