@@ -48,11 +48,12 @@ GROUPS = {
     "shared": Group(
         "shared",
         "shared",
-        ("breaker.py", "retry.py", "var.py", "limits.py"),
+        ("breaker.py", "retry.py", "var.py", "limits.py", "ttl_cache.py"),
         (
             "tests/unit/shared/test_breaker.py",
             "tests/unit/shared/test_retry.py",
             "tests/unit/shared/test_limits.py",
+            "tests/unit/market_data_gateway/test_cache.py",
             "tests/unit/shared/test_client.py",
             "tests/unit/shared/test_var.py",
             "tests/unit/risk_management/test_sizing.py",
@@ -177,7 +178,8 @@ def run(name: str, group: Group, jobs: int) -> dict[str, str]:
     log = work / "run.log"
     _mutmut(work, "run", "--max-children", str(jobs), log=log)
     # mutmut re-tests changed functions by itself, but not old survivors against new tests.
-    again = [m for m, status in earlier.items() if status not in KILLED]
+    now = statuses_in(work)
+    again = [m for m, status in earlier.items() if status not in KILLED and m in now]
     if again:
         _mutmut(work, "run", "--max-children", str(jobs), *again, log=log)
     return statuses_in(work)
