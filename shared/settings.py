@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared import keygen
 from shared.discovery import SERVICES, UnknownServiceError
 
 
@@ -54,6 +53,9 @@ class CommonSettings(BaseSettings):
             return data
         if data.get("api_keys") and data.get("service_key"):
             return data  # the environment wins; the file need not even exist
+        # Imported here: `python -m shared.keygen` must not find itself already imported.
+        from shared import keygen
+
         path = Path(data["keys_file"])
         try:
             found = keygen.read(path)

@@ -13,19 +13,16 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
+from shared.auth import Role
+from tests.support import keys
+
 pytestmark = pytest.mark.integration
-# The roles' keys come with access control (`tests.support.keys`); until it is in the
-# tree there are no roles for the console to tell apart, and this module says so.
-keys: Any = pytest.importorskip(
-    "tests.support.keys", reason="the console's roles need API keys (tests.support.keys)"
-)
-TRADER, ADMIN, VIEWER = "trader", "admin", "viewer"
+TRADER, ADMIN, VIEWER = Role.TRADER, Role.ADMIN, Role.VIEWER
 
 CHROMIUM = (
     os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -62,7 +59,7 @@ async def offline_page(browser: Browser, url: str, width: int = 1280) -> Page:
     return await context.new_page()
 
 
-async def signed_in(browser: Browser, url: str, role: str, width: int = 1280) -> Page:
+async def signed_in(browser: Browser, url: str, role: Role, width: int = 1280) -> Page:
     """A page of the console, signed in with a key of `role`."""
     page = await offline_page(browser, url, width)
     await page.goto(url + "/")
