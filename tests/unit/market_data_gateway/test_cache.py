@@ -165,3 +165,22 @@ def test_a_small_full_cache_drops_one() -> None:
     cache.set("new", b"n", 60.0)
     assert len(cache) == 5
     assert (cache.get("k0"), cache.get("k1")) == (None, b"v")
+
+
+def test_a_cache_of_one_entry_is_allowed_and_zero_is_refused() -> None:
+    """max_entries=1 holds one entry; 0 is refused with the rule said."""
+    cache = LocalCache(max_entries=1, clock=FakeClock())
+    cache.set("k", b"v", 60.0)
+    assert cache.get("k") == b"v"
+    with pytest.raises(ValueError, match=r"^max_entries must be at least 1$"):
+        LocalCache(max_entries=0)
+
+
+def test_a_sub_second_ttl_is_kept() -> None:
+    """An answer good for half a second is cached for that half second."""
+    clock = FakeClock()
+    cache = LocalCache(max_entries=10, clock=clock)
+    cache.set("k", b"v", 0.5)
+    assert cache.get("k") == b"v"
+    clock.advance(0.5)
+    assert cache.get("k") is None
