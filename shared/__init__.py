@@ -2,7 +2,7 @@
 
 from shared.breaker import BreakerState, CircuitBreaker
 from shared.client import RetryPolicy, ServiceClient
-from shared.discovery import SERVICES, UnknownServiceError, service_url
+from shared.discovery import SERVICES, UnknownServiceError
 from shared.errors import (
     CircuitOpenError,
     ConflictError,
@@ -33,5 +33,4 @@ __all__ = [
     "UpstreamClientError",
     "UpstreamError",
     "current_trace_id",
-    "service_url",
 ]

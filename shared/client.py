@@ -22,7 +22,7 @@ import orjson
 
 from shared.auth import API_KEY_HEADER
 from shared.breaker import CircuitBreaker
-from shared.discovery import service_url
+from shared.discovery import known_service
 from shared.errors import CircuitOpenError, ServiceUnavailableError, UpstreamClientError
 from shared.retry import AttemptError, RetryPolicy, transport_failure
 from shared.settings import CommonSettings
@@ -52,10 +52,9 @@ class ServiceClient:
         clock: Callable[[], float] = time.monotonic,
         api_key: str | None = None,
     ) -> None:
-        # Resolving now makes an unknown service name fail at construction.
-        resolved = service_url(service_name)
-        self.service_name = service_name
-        self.base_url = (base_url or resolved).rstrip("/")
+        # Checked now, so an unknown service name fails at construction.
+        self.service_name = known_service(service_name)
+        self.base_url = (base_url or CommonSettings().url_of(service_name)).rstrip("/")
         self._owns_http = http is None
         self._http = http or make_http_client(transport, timeout=timeout)
         # The pooled client's own aiohttp session, used directly (see `shared.transport`).

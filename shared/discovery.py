@@ -1,8 +1,12 @@
-"""Where each service lives: the seed's config map, overridden by environment variables."""
+"""Where each service lives: the seed's config map.
+
+The environment overrides it through `CommonSettings` (`MARKET_DATA_URL`, `REGIME_URL`,
+`RISK_URL`, `EXECUTION_URL`, the names docker-compose sets): `settings.url_of(name)` is
+the one way to a service's URL.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 SERVICES: Mapping[str, str] = {
@@ -12,23 +16,14 @@ SERVICES: Mapping[str, str] = {
     "execution": "http://localhost:8004",
 }
 
-# The names docker-compose sets.
-ENV_VARS: Mapping[str, str] = {
-    "market_data": "MARKET_DATA_URL",
-    "regime_detection": "REGIME_URL",
-    "risk_management": "RISK_URL",
-    "execution": "EXECUTION_URL",
-}
-
 
 class UnknownServiceError(KeyError):
     """A service name that is not in the map: a bug to catch at construction."""
 
 
-def service_url(name: str, env: Mapping[str, str] | None = None) -> str:
-    """Return the base URL of `name`, from its environment variable or the default map."""
+def known_service(name: str) -> str:
+    """`name` itself if the map has it; otherwise UnknownServiceError naming the known ones."""
     if name not in SERVICES:
         known = ", ".join(sorted(SERVICES))
         raise UnknownServiceError(f"unknown service {name!r}; known services: {known}")
-    environ = os.environ if env is None else env
-    return (environ.get(ENV_VARS[name]) or SERVICES[name]).rstrip("/")
+    return name

@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.discovery import SERVICES, UnknownServiceError
+from shared.discovery import SERVICES, known_service
+
+# Each service's URL field (its environment variable, upper-cased).
+_URL_FIELDS = {
+    "market_data": "market_data_url",
+    "regime_detection": "regime_url",
+    "risk_management": "risk_url",
+    "execution": "execution_url",
+}
 
 
 class CommonSettings(BaseSettings):
@@ -34,7 +42,8 @@ class CommonSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None
     observability: bool = True
 
-    # Discovery: the seed's map, overridable by the names docker-compose sets.
+    # Discovery: the seed's map, overridable by the names docker-compose sets (an empty
+    # variable counts as unset). `url_of` is the one reader.
     market_data_url: str = SERVICES["market_data"]
     regime_url: str = SERVICES["regime_detection"]
     risk_url: str = SERVICES["risk_management"]
@@ -45,6 +54,13 @@ class CommonSettings(BaseSettings):
     retry_max_attempts: int = Field(default=3, ge=1, le=10)
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_recovery_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator(*_URL_FIELDS.values(), mode="before")
+    @classmethod
+    def _empty_url_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        if value == "":
+            return cls.model_fields[str(info.field_name)].default
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -70,16 +86,8 @@ class CommonSettings(BaseSettings):
 
     def url_of(self, service_name: str) -> str:
         """The configured base URL of a service in the discovery map."""
-        urls = {
-            "market_data": self.market_data_url,
-            "regime_detection": self.regime_url,
-            "risk_management": self.risk_url,
-            "execution": self.execution_url,
-        }
-        if service_name not in urls:
-            known = ", ".join(sorted(urls))
-            raise UnknownServiceError(f"unknown service {service_name!r}; known services: {known}")
-        return urls[service_name].rstrip("/")
+        url: str = getattr(self, _URL_FIELDS[known_service(service_name)])
+        return url.rstrip("/")
 
 
 class MarketSettings(CommonSettings):
