@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Side = Literal["buy", "sell"]
@@ -26,27 +26,17 @@ class Regime(enum.StrEnum):
             return cls.UNKNOWN
 
 
-DEFAULT_MULTIPLIERS: Mapping[Regime, float] = {
-    Regime.TRENDING: 1.0,
-    Regime.CHOPPY: 0.5,
-    Regime.VOLATILE: 0.25,
-    Regime.UNKNOWN: 0.1,
-}
-
-
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """Every sizing limit, with the defaults the service's settings document."""
+    """Every sizing limit; `Settings.limits()` builds it (the defaults live there)."""
 
-    max_position_share: float = 0.25
-    regime_multipliers: Mapping[Regime, float] = field(
-        default_factory=lambda: dict(DEFAULT_MULTIPLIERS)
-    )
-    var_limit_share: float = 0.05
-    var_confidence: float = 0.95
-    buy_fee_rate: float = 0.006
-    min_order_usd: float = 10.0
-    max_order_usd: float = 100_000.0
+    max_position_share: float
+    regime_multipliers: Mapping[Regime, float]
+    var_limit_share: float
+    var_confidence: float
+    buy_fee_rate: float
+    min_order_usd: float
+    max_order_usd: float
 
     def multiplier(self, regime: Regime) -> float:
         return self.regime_multipliers[regime]

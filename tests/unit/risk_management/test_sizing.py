@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from risk_management.config import Settings
 from risk_management.limits import Holding, Limits, Portfolio, Regime, Side, TradeRequest
 from risk_management.sizing import Constraint, size_trade
 
 Z95 = 1.6448536269514722
 BTC = "BTC-USD"
+
+
+def limits(**settings: Any) -> Limits:
+    """The limits of a service started with these settings (the shipped defaults otherwise)."""
+    return Settings(**settings).limits()
 
 
 def book(cash: float, **held: tuple[float, float, float]) -> Portfolio:
@@ -74,7 +81,7 @@ ROWS = [
 def test_each_constraint_binds(row: Row) -> None:
     """The row's constraint bounds the amount and is named in the reason."""
     request = TradeRequest(symbol=BTC, side=row.side, amount=row.amount)
-    decision = size_trade(request, row.portfolio, row.regime, Limits())
+    decision = size_trade(request, row.portfolio, row.regime, limits())
     assert decision.approved is row.approved
     assert decision.max_amount == pytest.approx(row.max_amount, abs=1e-9)
     assert decision.constraint is row.constraint
@@ -85,7 +92,7 @@ def test_metrics_are_shares_of_post_trade_equity() -> None:
     """VaR and concentration are read on the portfolio the approved trade leaves."""
     portfolio = book(90_000, BTC_USD=(0.2, 50_000, 0.03))
     request = TradeRequest(symbol=BTC, side="buy", amount=5_000)
-    decision = size_trade(request, portfolio, Regime.TRENDING, Limits())
+    decision = size_trade(request, portfolio, Regime.TRENDING, limits())
     assert decision.equity == 100_000
     assert decision.concentration == pytest.approx(0.15, abs=1e-12)
     assert decision.var_usd == pytest.approx(Z95 * 0.03 * 15_000, abs=1e-9)
@@ -96,18 +103,18 @@ def test_a_refused_trade_reports_the_current_portfolio() -> None:
     """When nothing is approved the metrics describe the portfolio as it stands."""
     portfolio = book(1_000, BTC_USD=(0.1, 50_000, 0.03))
     request = TradeRequest(symbol=BTC, side="buy", amount=5)
-    decision = size_trade(request, portfolio, Regime.TRENDING, Limits())
+    decision = size_trade(request, portfolio, Regime.TRENDING, limits())
     assert decision.concentration == pytest.approx(5_000 / 6_000, abs=1e-12)
 
 
 def test_limits_are_settings_not_constants() -> None:
     """A tighter VaR limit and a larger minimum order change the answer."""
     request = TradeRequest(symbol=BTC, side="buy", amount=1_000)
-    tight = Limits(var_limit_share=0.0004)  # 40 USD of VaR on 100k: 40 / (z*0.03)
+    tight = limits(var_limit_share=0.0004)  # 40 USD of VaR on 100k: 40 / (z*0.03)
     decision = size_trade(request, book(100_000), Regime.TRENDING, tight)
     assert decision.constraint is Constraint.VAR_LIMIT
     assert decision.max_amount == pytest.approx(810.60, abs=1e-9)
-    big_minimum = size_trade(request, book(100_000), Regime.TRENDING, Limits(min_order_usd=2e3))
+    big_minimum = size_trade(request, book(100_000), Regime.TRENDING, limits(min_order_usd=2e3))
     assert big_minimum.approved is False
 
 
@@ -115,7 +122,7 @@ def test_the_regime_shrinks_the_position_cap_too() -> None:
     """CHOPPY: the cap is 25% x 0.5 of equity, so it binds before the halved order does."""
     portfolio = book(90_000, BTC_USD=(0.2, 50_000, 0.03))  # 10k held of 100k equity
     request = TradeRequest(symbol=BTC, side="buy", amount=50_000)
-    decision = size_trade(request, portfolio, Regime.CHOPPY, Limits())
+    decision = size_trade(request, portfolio, Regime.CHOPPY, limits())
     assert decision.constraint is Constraint.POSITION_LIMIT
     assert decision.max_amount == pytest.approx(2_500, abs=0.01)  # 12.5% of 100k, less 10k
 
@@ -126,7 +133,7 @@ def test_the_minimum_order_is_inclusive_even_below_one_dollar(
 ) -> None:
     """A size equal to the minimum is approved; a minimum under $1 allows sub-dollar orders."""
     request = TradeRequest(symbol=BTC, side="buy", amount=amount)
-    decision = size_trade(request, book(100_000), Regime.TRENDING, Limits(min_order_usd=0.5))
+    decision = size_trade(request, book(100_000), Regime.TRENDING, limits(min_order_usd=0.5))
     assert decision.approved is approved
     assert decision.max_amount == (amount if approved else 0)
 
@@ -135,7 +142,7 @@ def test_the_reason_names_the_cap_after_the_regime() -> None:
     """CHOPPY's position limit is stated as 12.5% of equity, the cap actually applied."""
     portfolio = book(90_000, BTC_USD=(0.2, 50_000, 0.03))
     decision = size_trade(
-        TradeRequest(symbol=BTC, side="buy", amount=50_000), portfolio, Regime.CHOPPY, Limits()
+        TradeRequest(symbol=BTC, side="buy", amount=50_000), portfolio, Regime.CHOPPY, limits()
     )
     assert decision.reason == "Position limit: BTC-USD capped at 12.5% of equity (CHOPPY regime)"
 
@@ -143,7 +150,7 @@ def test_the_reason_names_the_cap_after_the_regime() -> None:
 def test_metrics_of_an_empty_book_are_zero_not_a_division_by_zero() -> None:
     """No equity at all: VaR share and concentration read 0."""
     decision = size_trade(
-        TradeRequest(symbol=BTC, side="buy", amount=100), book(0), Regime.TRENDING, Limits()
+        TradeRequest(symbol=BTC, side="buy", amount=100), book(0), Regime.TRENDING, limits()
     )
     assert (decision.approved, decision.equity) == (False, 0)
     assert (decision.var_share, decision.concentration) == (0.0, 0.0)
@@ -153,7 +160,7 @@ def test_metrics_of_a_tiny_book_are_still_shares() -> None:
     """Half a dollar of equity, all in BTC: concentration 1, VaR share z x sigma."""
     portfolio = book(0, BTC_USD=(0.00001, 50_000, 0.03))
     decision = size_trade(
-        TradeRequest(symbol=BTC, side="sell", amount=100), portfolio, Regime.TRENDING, Limits()
+        TradeRequest(symbol=BTC, side="sell", amount=100), portfolio, Regime.TRENDING, limits()
     )
     assert decision.approved is False  # 0.50 is below the minimum order
     assert decision.concentration == pytest.approx(1.0)
@@ -165,7 +172,7 @@ def test_a_sell_lowers_the_position_the_metrics_read(amount: float, left: float)
     """Selling 2 500 of 5 000 leaves 2 500 (5% of equity); selling it all leaves none."""
     portfolio = book(45_000, BTC_USD=(0.1, 50_000, 0.03))
     decision = size_trade(
-        TradeRequest(symbol=BTC, side="sell", amount=amount), portfolio, Regime.TRENDING, Limits()
+        TradeRequest(symbol=BTC, side="sell", amount=amount), portfolio, Regime.TRENDING, limits()
     )
     assert decision.approved is True
     assert decision.concentration == pytest.approx(left / 50_000, abs=1e-12)
@@ -178,9 +185,9 @@ def test_a_sell_lowers_the_position_the_metrics_read(amount: float, left: float)
 )
 def test_max_order_caps_a_single_order(side: Side, portfolio: Portfolio) -> None:
     """No order, buy or sell, above MAX_ORDER_USD; the binding constraint is max_order."""
-    limits = Limits(max_position_share=1.0, var_limit_share=1.0, max_order_usd=20_000)
+    capped = limits(max_position_share=1.0, var_limit_share=1.0, max_order_usd=20_000)
     trade = TradeRequest(symbol=BTC, side=side, amount=50_000)
-    decision = size_trade(trade, portfolio, Regime.TRENDING, limits)
+    decision = size_trade(trade, portfolio, Regime.TRENDING, capped)
     assert decision.approved
     assert decision.max_amount == 20_000
     assert decision.constraint is Constraint.MAX_ORDER

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from risk_management.config import Settings
 from risk_management.limits import Holding, Limits, Portfolio, Regime, TradeRequest
 from risk_management.sizing import size_trade
 
@@ -24,14 +25,15 @@ portfolios = st.builds(
     cash=money,
     holdings=st.dictionaries(st.sampled_from(SYMBOLS), holding, min_size=1, max_size=3),
 )
+# Limits as a service's settings make them (the regime multipliers the shipped ones).
 limits = st.builds(
-    Limits,
+    Settings,
     max_position_share=st.floats(min_value=0.01, max_value=1),
     var_limit_share=st.floats(min_value=0.001, max_value=0.5),
     var_confidence=st.floats(min_value=0.9, max_value=0.999),
     buy_fee_rate=st.floats(min_value=0, max_value=0.02),
-    min_order_usd=st.floats(min_value=0, max_value=100),
-)
+    min_order_usd=st.floats(min_value=0.01, max_value=100),
+).map(Settings.limits)
 
 
 @st.composite
