@@ -30,7 +30,7 @@ class TTLCache(Generic[K, V]):
         if entry is None:
             return None
         if entry[0] <= self._clock():
-            self._entries.pop(key, None)
+            del self._entries[key]
             return None
         return entry[1]
 

@@ -49,6 +49,24 @@ def test_non_positive_ttl_is_not_stored() -> None:
     assert cache.get("k") is None
 
 
+def test_a_zero_ttl_takes_no_room_in_a_full_cache() -> None:
+    """Not storing a stale answer means not making room for it: nothing live is dropped."""
+    cache = LocalCache(max_entries=1, clock=FakeClock())
+    cache.set("live", b"l", 60.0)
+    cache.set("stale", b"s", 0.0)
+    assert (len(cache), cache.get("live")) == (1, b"l")
+
+
+def test_refreshing_a_key_in_a_full_cache_drops_nothing() -> None:
+    """Setting a key already held replaces it in place; a full cache keeps all its others."""
+    cache = LocalCache(max_entries=10, clock=FakeClock())
+    for i in range(10):
+        cache.set(f"k{i}", b"v", 60.0)
+    cache.set("k5", b"new", 60.0)
+    assert [cache.get(f"k{i}") for i in (0, 5, 9)] == [b"v", b"new", b"v"]
+    assert len(cache) == 10
+
+
 @pytest.fixture
 async def redis_cache() -> AsyncIterator[RedisCache]:
     """A RedisCache on the shared local Redis, under a key prefix of its own, cleaned up."""
