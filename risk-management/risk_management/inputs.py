@@ -19,7 +19,6 @@ from shared.client import ServiceClient
 from shared.errors import DomainError
 from shared.market.client import MarketDataClient
 from shared.market.models import CandleSeries, Quote
-from shared.market.source import UnknownSymbolError
 from shared.var import candle_volatility, daily_volatility
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,6 @@ VolatilitySource = Literal["regime", "candles", "default"]
 class PriceReading:
     quote: Quote | None
     problem: str | None = None
-    unknown_symbol: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +64,6 @@ async def read_prices(market: MarketDataClient, symbols: list[str]) -> dict[str,
 def _reading(quote: Quote | DomainError | None) -> PriceReading:
     if quote is None:
         return PriceReading(None, "no answer")
-    if isinstance(quote, UnknownSymbolError):
-        return PriceReading(None, quote.detail, unknown_symbol=True)
     if isinstance(quote, DomainError):
         return PriceReading(None, quote.detail)
     if not math.isfinite(quote.price) or quote.price <= 0:
