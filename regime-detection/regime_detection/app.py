@@ -36,7 +36,9 @@ def _description(s: Settings) -> str:
         f"else CHOPPY. The answer changes only once {s.confirm_candles} candles in a row "
         f"call the new regime. ADX({s.adx_period}) (TA-Lib's), Choppiness({s.chop_period}) "
         "and the window's volatility (std of close-to-close log returns, per candle) are "
-        "reported beside the figures that decide."
+        f"reported beside the figures that decide, over the last {s.default_periods} candles "
+        f"unless `periods` says otherwise; the typical true range over the last "
+        f"{s.baseline_periods}."
     )
 
 

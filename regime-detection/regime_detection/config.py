@@ -6,7 +6,11 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from shared.market.models import MAX_CANDLES
 from shared.settings import MarketSettings
+
+# The fewest candles a window may have (the API's `periods` and the settings alike).
+MIN_WINDOW = 30
 
 
 class Settings(MarketSettings):
@@ -15,11 +19,11 @@ class Settings(MarketSettings):
     # Candles in the indicator window when the caller gives no `periods`. Measured on
     # ../shared/data: ADX(14) from the last 100 candles is within 0.34 points of the
     # long-history value at p95 (1.1 at worst); 60 candles leave it 5 points off at p95.
-    default_periods: int = Field(default=100, ge=30, le=300)
+    default_periods: int = Field(default=100, ge=MIN_WINDOW, le=MAX_CANDLES)
     # The lookback: this many candles (window included), fetched with the window in one
     # call, so at most 300; the symbol's typical true range (the volatility baseline) is
     # measured over all of them.
-    baseline_periods: int = Field(default=300, ge=30, le=300)
+    baseline_periods: int = Field(default=300, ge=MIN_WINDOW, le=MAX_CANDLES)
     # The reported ADX and CHOP (over the window); they no longer decide the call.
     adx_period: int = Field(default=14, ge=2, le=50)
     chop_period: int = Field(default=14, ge=2, le=50)

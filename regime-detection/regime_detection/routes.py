@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator
 
+from regime_detection.config import MIN_WINDOW
 from regime_detection.deps import RegimesDep
 from regime_detection.schemas import AppliedThresholds, IndicatorValues, RegimeResponse
 from regime_detection.service import Assessment, RegimeService
 from shared.auth import ReaderDep
 from shared.bodies import JsonRoute
-from shared.market.models import GRANULARITIES, SymbolPath, utc_iso
+from shared.market.models import GRANULARITIES, MAX_CANDLES, SymbolPath, utc_iso
 from shared.responses import JSONBytes
 
 router = APIRouter(prefix="/api/v1", tags=["regime"], route_class=JsonRoute)
@@ -35,9 +36,10 @@ GranularityQuery = Annotated[
 PeriodsQuery = Annotated[
     int | None,
     Query(
-        ge=30,
-        le=300,
-        description="Candles in the indicator window; default 100, where ADX(14) settles",
+        ge=MIN_WINDOW,
+        le=MAX_CANDLES,
+        description="Candles in the indicator window; DEFAULT_PERIODS when omitted (the "
+        "service's description states it)",
     ),
 ]
 

@@ -13,9 +13,12 @@ class IndicatorValues(BaseModel):
     """The window's indicators (reported) and the short-horizon figures the rule decides on."""
 
     adx: float | None = Field(
-        description="Wilder's ADX(14) over the window at the newest candle, 0-100 (TA-Lib's)"
+        description="Wilder's ADX (ADX_PERIOD) over the window at the newest candle, 0-100 "
+        "(TA-Lib's)"
     )
-    choppiness: float | None = Field(description="Choppiness Index(14) at the newest candle")
+    choppiness: float | None = Field(
+        description="Choppiness Index (CHOP_PERIOD) at the newest candle"
+    )
     volatility: float | None = Field(
         description="Sample std of close-to-close log returns over the window, per candle"
     )
@@ -23,7 +26,7 @@ class IndicatorValues(BaseModel):
         description="`volatility` x sqrt(candles per 365-day year)"
     )
     fast_volatility_annualized: float | None = Field(
-        description="Std of the last FAST_VOLATILITY_PERIODS (10) log returns, annualised"
+        description="Std of the last FAST_VOLATILITY_PERIODS log returns, annualised"
     )
     true_range_ratio: float | None = Field(
         description=(
@@ -32,7 +35,7 @@ class IndicatorValues(BaseModel):
         )
     )
     efficiency_ratio: float | None = Field(
-        description="Kaufman's efficiency ratio over the last EFFICIENCY_PERIODS (14) closes, 0-1"
+        description="Kaufman's efficiency ratio over the last EFFICIENCY_PERIODS closes, 0-1"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -170,3 +171,35 @@ async def test_the_answer_shows_the_thresholds_applied(
         "confirm_candles",
     )
     assert body["thresholds"] == dict(zip(names, applied, strict=True))
+
+
+def test_the_openapi_document_states_the_configured_figures() -> None:
+    """The OpenAPI text names the configured windows and thresholds, not the shipped numbers."""
+    settings = Settings(
+        adx_period=20,
+        chop_period=12,
+        fast_volatility_periods=11,
+        true_range_ratio_threshold=3.25,
+        volatility_ceiling_annualized=1.75,
+        efficiency_periods=16,
+        efficiency_threshold=0.45,
+        confirm_candles=4,
+        default_periods=120,
+        baseline_periods=250,
+    )
+    doc = create_app(settings).openapi()
+    description = doc["info"]["description"]
+    configured = [
+        "last 11 candles",
+        "3.25x",
+        "175%",
+        "over 16 closes is at least 0.45",
+        "once 4 candles in a row",
+        "ADX(20)",
+        "Choppiness(12)",
+        "last 120 candles",
+        "last 250",
+    ]
+    assert [figure for figure in configured if figure not in description] == []
+    text = json.dumps(doc)
+    assert [shipped for shipped in ("(14)", "(10)", "default 100") if shipped in text] == []
