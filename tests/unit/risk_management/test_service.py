@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from market_data_gateway.routes import MAX_BATCH_SYMBOLS
 from risk_management.config import Settings
+from risk_management.inputs import read_volatilities
 from risk_management.schemas import ApproveTradeRequest
 from risk_management.service import RiskService
 
@@ -16,20 +18,26 @@ from shared.market.client import MarketDataClient
 from shared.market.models import CandleSeries, Product, Quote, SourceName
 from shared.market.source import MarketUnavailableError
 from shared.transport import make_http_client
-from tests.support.servers import free_port
-from tests.unit.risk_management.upstreams import simulator
+from tests.support.servers import free_port, serve_in_thread
+from tests.unit.risk_management.upstreams import gateway, simulator
 
 
 class FlakyExchange:
-    """The simulator as an exchange that fails (or hangs) for chosen symbols."""
+    """The simulator as an exchange that fails (or hangs) for chosen symbols; with
+    `malformed_candles`, its candle answers cannot be read at all."""
 
     name: SourceName = "simulated"
 
     def __init__(
-        self, *, no_price: frozenset[str] = frozenset(), no_candles: frozenset[str] = frozenset()
+        self,
+        *,
+        no_price: frozenset[str] = frozenset(),
+        no_candles: frozenset[str] = frozenset(),
+        malformed_candles: bool = False,
     ) -> None:
         self.market = simulator()
         self.no_price, self.no_candles = no_price, no_candles
+        self.malformed_candles = malformed_candles
         self.hang = asyncio.Event()  # set by no one: a price for "HANG-USD" never comes
 
     async def price(self, symbol: str) -> Quote:
@@ -42,6 +50,8 @@ class FlakyExchange:
     async def candles(self, symbol: str, granularity: int, periods: int) -> CandleSeries:
         if symbol in self.no_candles:
             raise MarketUnavailableError("simulated", f"no candles for {symbol}")
+        if self.malformed_candles:
+            raise KeyError("close")  # what parsing an answer without the field raises
         return await self.market.candles(symbol, granularity, periods)
 
     async def products(self) -> list[Product]:
@@ -111,6 +121,41 @@ async def test_held_symbols_without_candles_get_the_default(build: Build) -> Non
     assert "no volatility for ETH-USD" in answer.reason
     assert answer.risk_metrics is not None
     assert answer.risk_metrics.volatility_source == "candles"
+
+
+async def test_a_symbol_without_candles_leaves_the_next_ones_measured(build: Build) -> None:
+    """ETH-USD has no candles, SOL-USD has: only ETH-USD takes the default volatility."""
+    service = build(FlakyExchange(no_candles=frozenset({"ETH-USD"})))
+    answer = await service.approve(request(ETH_USD=2.0, SOL_USD=10.0))
+    assert answer.approved is True
+    assert "no volatility for ETH-USD" in answer.reason
+    assert "no volatility for SOL-USD" not in answer.reason
+
+
+async def test_unreadable_candles_take_the_default_volatility(build: Build) -> None:
+    """Candles that cannot be read at all are no volatility: the default, not a failure."""
+    service = build(FlakyExchange(malformed_candles=True))
+    answer = await service.approve(request())
+    assert answer.approved is True
+    assert answer.risk_metrics is not None
+    assert answer.risk_metrics.volatility_source == "default"
+    assert "no volatility for BTC-USD: assumed 10.0% daily" in answer.reason
+
+
+async def test_a_refused_candles_batch_is_no_volatility_for_any_symbol() -> None:
+    """The real gateway refuses a batch of more symbols than it takes (422): every
+    volatility is unknown, and the read does not fail."""
+    symbols = [f"C{i}-USD" for i in range(MAX_BATCH_SYMBOLS + 1)]
+    http = make_http_client()
+    with serve_in_thread(gateway()) as server:
+        settings = Settings(market_data_url=server.url, retry_max_attempts=1)
+        client = ServiceClient.from_settings("market_data", settings, http=http)
+        market = MarketDataClient(client, FlakyExchange())
+        try:
+            sigmas = await read_volatilities(market, symbols, 60, 100)
+        finally:
+            await http.aclose()
+    assert sigmas == dict.fromkeys(symbols)
 
 
 async def test_a_price_that_never_comes_is_refused_at_the_deadline(build: Build) -> None:
