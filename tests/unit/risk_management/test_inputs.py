@@ -18,11 +18,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from risk_management.app import create_app
 from risk_management.config import Settings
+from risk_management.inputs import PriceReading, read_prices
 
 from shared.auth import Role
+from shared.client import ServiceClient
+from shared.market.client import MarketDataClient
 from shared.market.models import CandleSeries, Quote
 from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
 from tests.support import keys
+from tests.support.contract import check_answer
 from tests.support.servers import free_port, serve_in_thread
 from tests.unit.risk_management.upstreams import simulator
 
@@ -228,3 +232,17 @@ def test_a_sub_dollar_price_is_a_price() -> None:
     with risk_with(direct=PricedAt(0.15)) as url:  # type: ignore[arg-type]
         body = approve(url)
     assert (body["approved"], body["price"]) == (True, 0.15)
+
+
+async def test_a_symbol_missing_from_the_gateway_batch_has_no_price() -> None:
+    """A batch answer naming neither a price nor an error for a symbol: "no answer"."""
+    body: dict[str, Any] = {"prices": {}, "errors": {}}
+    check_answer("market_data", "GET", "/api/v1/prices", 200, "application/json", body)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    gateway = ServiceClient.from_settings("market_data", Settings(), transport=transport)
+    market = MarketDataClient(gateway, simulator())
+    try:
+        readings = await read_prices(market, ["BTC-USD"])
+    finally:
+        await gateway.aclose()
+    assert readings == {"BTC-USD": PriceReading(None, "no answer")}
