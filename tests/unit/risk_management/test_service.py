@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from market_data_gateway.routes import MAX_BATCH_SYMBOLS
 from risk_management.config import Settings
-from risk_management.inputs import read_volatilities
+from risk_management.inputs import read_prices, read_volatilities
 from risk_management.schemas import ApproveTradeRequest
 from risk_management.service import RiskService
 
@@ -142,9 +142,9 @@ async def test_unreadable_candles_take_the_default_volatility(build: Build) -> N
     assert "no volatility for BTC-USD: assumed 10.0% daily" in answer.reason
 
 
-async def test_a_refused_candles_batch_is_no_volatility_for_any_symbol() -> None:
-    """The real gateway refuses a batch of more symbols than it takes (422): every
-    volatility is unknown, and the read does not fail."""
+async def test_a_batch_the_gateway_refuses_is_no_price_and_no_volatility() -> None:
+    """The real gateway refuses a batch of more symbols than it takes (422): every symbol
+    has no price (the refusal said) and no volatility, and neither read fails."""
     symbols = [f"C{i}-USD" for i in range(MAX_BATCH_SYMBOLS + 1)]
     http = make_http_client()
     with serve_in_thread(gateway()) as server:
@@ -152,9 +152,13 @@ async def test_a_refused_candles_batch_is_no_volatility_for_any_symbol() -> None
         client = ServiceClient.from_settings("market_data", settings, http=http)
         market = MarketDataClient(client, FlakyExchange())
         try:
+            prices = await read_prices(market, symbols)
             sigmas = await read_volatilities(market, symbols, 60, 100)
         finally:
             await http.aclose()
+    assert {reading.quote for reading in prices.values()} == {None}
+    (problem,) = {reading.problem for reading in prices.values()}
+    assert f"at most {MAX_BATCH_SYMBOLS} symbols" in str(problem)
     assert sigmas == dict.fromkeys(symbols)
 
 
