@@ -142,10 +142,24 @@ def test_a_known_regime_label_is_read_in_any_case() -> None:
 
 
 def test_the_regime_is_asked_at_the_configured_granularity() -> None:
-    """VOLATILITY_GRANULARITY=300: the regime service is asked for 5-minute candles."""
+    """VOLATILITY_GRANULARITY=300: the regime service is asked for 5-minute candles; its
+    per-candle volatility is scaled to a day by the granularity its answer states."""
     with risk_with(regime=JSONResponse(regime_body("TRENDING")), volatility_granularity=300) as url:
-        approve(url)
+        body = approve(url)
     assert ASKED == [{"granularity": "300"}]
+    daily = body["risk_metrics"]["volatility_daily"]
+    assert daily == pytest.approx(0.0005 * math.sqrt(86_400 / 60), rel=1e-12)
+
+
+def test_a_zero_volatility_from_the_regime_is_a_reading() -> None:
+    """A flat market's volatility of 0 is the regime's answer (raised to the floor), not
+    a missing one to be measured again from the candles."""
+    body = regime_body("TRENDING")
+    body["indicators"]["volatility"] = 0.0
+    with risk_with(regime=JSONResponse(body), min_daily_volatility=0.02) as url:
+        answer = approve(url)
+    assert answer["risk_metrics"]["volatility_source"] == "regime"
+    assert answer["risk_metrics"]["volatility_daily"] == 0.02
 
 
 @pytest.mark.parametrize("volatility", [None, -0.001, "nan"], ids=str)
