@@ -9,9 +9,9 @@ A buy of `x` USD of `symbol` is bounded by:
   cash      x <= cash / (1 + buy_fee_rate)                   (room left for the fee)
   var       z*sigma_t*(held_t + x) + VaR(others) <= var_share * (equity - fee_rate*x)
   position  held_t + x <= cap_share * (equity - fee_rate*x)
-`fee_rate` is what a buy costs the equity: Risk, which values the trade at the quote,
-treats a trade as moving value between cash and the position (0); Execution, valuing
-the books at the fill price, counts the fee it is about to pay.
+`fee_rate` is what a buy costs the equity: Risk counts its `buy_fee_rate` (the fee it
+reserves, at least the broker's), Execution the broker's fee it is about to pay, so a
+buy Risk sized exactly still fits at the fill on unchanged books.
 """
 
 from __future__ import annotations

@@ -2,16 +2,17 @@
 
 A buy of `x` USD is bounded by, in the order ties are named:
   cash            x <= cash / (1 + buy_fee_rate)          (room left for the fee)
-  var_limit       z * sigma_t * (held_t + x) + VaR(others) <= var_limit_share * equity
-  position_limit  (held_t + x) / equity <= max_position_share * regime multiplier
+  var_limit       z * sigma_t * (held_t + x) + VaR(others) <= var_limit_share * equity'
+  position_limit  held_t + x <= max_position_share * regime multiplier * equity'
   regime          x <= amount * regime multiplier
   max_order       x <= max_order_usd
 A sell is bounded only by what is held (spot, no shorting) and the largest order:
 selling reduces exposure, so the VaR, position and regime limits never block it.
 
-A trade moves value between cash and the position at the quoted price, so equity is the
-same before and after it; fees only reserve cash. Amounts below the request are rounded
-down to cents. Below the minimum order the trade is refused and `max_amount` is 0.
+A trade moves value between cash and the position at the quoted price; the fee it pays
+(counted at `buy_fee_rate`) is lost, so the limits are shares of the post-trade equity
+`equity' = equity - buy_fee_rate * x`, as Execution's fill-time re-check counts them
+(`shared.limits`). Amounts below the request are rounded down to cents. Below the minimum order the trade is refused and `max_amount` is 0.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def buy_bounds(
         var_limit_share=limits.var_limit_share,
         z=z_score(limits.var_confidence),
         buy_fee_rate=limits.buy_fee_rate,
+        fee_rate=limits.buy_fee_rate,
     )
     return {
         Constraint.CASH: room.cash,

@@ -98,15 +98,7 @@ def portfolio(url: str) -> tuple[float, float]:
         # Within every real regime's position cap (VOLATILE: 25% x 0.25 of 10 000 = 625).
         500,
         # Above any cap, so Risk's max_amount binds.
-        pytest.param(
-            5_000,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Execution's fill-time re-check (execution/limits.py) caps the position "
-                "at the fill price on post-fee equity, Risk at the quote on pre-trade equity: "
-                "on unchanged books it fills 2498.44 of Risk's 2500 (said in the reason)",
-            ),
-        ),
+        5_000,
     ],
 )
 def test_a_healthy_trade_moves_exactly_the_money_risk_allowed(

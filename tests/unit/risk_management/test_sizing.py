@@ -48,16 +48,18 @@ ROWS = [
         True, 500, Constraint.REGIME, "Position size reduced due to CHOPPY regime"),
     Row("volatile regime quarters the order", "buy", 1000, book(100_000), Regime.VOLATILE,
         True, 250, Constraint.REGIME, "Position size reduced due to VOLATILE regime"),
-    # 25% of 100k equity, less the 5k already held.
+    # 25% of the post-fee equity 100k - 0.006x, less the 5k already held:
+    # x = (25_000 - 5_000) / (1 + 0.25 * 0.006) = 19970.0449 -> 19970.04.
     Row("position cap", "buy", 30_000, book(95_000, BTC_USD=(0.1, 50_000, 0.03)), Regime.TRENDING,
-        True, 20_000, Constraint.POSITION_LIMIT,
+        True, 19_970.04, Constraint.POSITION_LIMIT,
         "Position limit: BTC-USD capped at 25% of equity (TRENDING regime)"),
     # 5000 / 1.006 = 4970.1789 -> 4970.17.
     Row("cash", "buy", 10_000, book(5_000, ETH_USD=(50, 1_900, 0.001)), Regime.TRENDING,
         True, 4970.17, Constraint.CASH, "Insufficient cash: $5,000.00 covers $4,970.17"),
-    # (5000 - z*0.05*40000) / (z*0.10) = 10397.8416 -> 10397.84.
+    # z*0.05*40000 + z*0.10*x <= 0.05 * (100k - 0.006x):
+    # x = (5000 - z*0.05*40000) / (z*0.10 + 0.05*0.006) = 10378.9187 -> 10378.91.
     Row("VaR", "buy", 20_000, book(60_000, ETH_USD=(20, 2_000, 0.05), BTC_USD=(0, 50_000, 0.10)),
-        Regime.TRENDING, True, 10_397.84, Constraint.VAR_LIMIT,
+        Regime.TRENDING, True, 10_378.91, Constraint.VAR_LIMIT,
         "VaR limit: 95% one-day VaR capped at 5% of equity"),
     Row("held quantity", "sell", 8_000, book(0, BTC_USD=(0.1, 50_000, 0.03)), Regime.TRENDING,
         True, 5_000, Constraint.HOLDINGS, "Sell capped at the held quantity of BTC-USD (0.1)"),
@@ -110,10 +112,11 @@ def test_a_refused_trade_reports_the_current_portfolio() -> None:
 def test_limits_are_settings_not_constants() -> None:
     """A tighter VaR limit and a larger minimum order change the answer."""
     request = TradeRequest(symbol=BTC, side="buy", amount=1_000)
-    tight = limits(var_limit_share=0.0004)  # 40 USD of VaR on 100k: 40 / (z*0.03)
+    # 40 USD of VaR on 100k, less the fee's share: 40 / (z*0.03 + 0.0004*0.006) = 810.5684.
+    tight = limits(var_limit_share=0.0004)
     decision = size_trade(request, book(100_000), Regime.TRENDING, tight)
     assert decision.constraint is Constraint.VAR_LIMIT
-    assert decision.max_amount == pytest.approx(810.60, abs=1e-9)
+    assert decision.max_amount == pytest.approx(810.56, abs=1e-9)
     big_minimum = size_trade(request, book(100_000), Regime.TRENDING, limits(min_order_usd=2e3))
     assert big_minimum.approved is False
 
@@ -124,7 +127,8 @@ def test_the_regime_shrinks_the_position_cap_too() -> None:
     request = TradeRequest(symbol=BTC, side="buy", amount=50_000)
     decision = size_trade(request, portfolio, Regime.CHOPPY, limits())
     assert decision.constraint is Constraint.POSITION_LIMIT
-    assert decision.max_amount == pytest.approx(2_500, abs=0.01)  # 12.5% of 100k, less 10k
+    # 12.5% of 100k less 10k, on the post-fee equity: 2500 / (1 + 0.125 * 0.006).
+    assert decision.max_amount == pytest.approx(2_498.12, abs=1e-9)
 
 
 @pytest.mark.parametrize(("amount", "approved"), [(0.7, True), (0.5, True), (0.49, False)], ids=str)
