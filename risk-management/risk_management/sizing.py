@@ -12,7 +12,8 @@ selling reduces exposure, so the VaR, position and regime limits never block it.
 A trade moves value between cash and the position at the quoted price; the fee it pays
 (counted at `buy_fee_rate`) is lost, so the limits are shares of the post-trade equity
 `equity' = equity - buy_fee_rate * x`, as Execution's fill-time re-check counts them
-(`shared.limits`). Amounts below the request are rounded down to cents. Below the minimum order the trade is refused and `max_amount` is 0.
+(`shared.limits`). Amounts below the request are rounded down to cents. Below the
+minimum order the trade is refused and `max_amount` is 0.
 """
 
 from __future__ import annotations
