@@ -1,7 +1,7 @@
 """The package all four services share: discovery, the resilient client, tracing, errors."""
 
 from shared.breaker import BreakerState, CircuitBreaker
-from shared.client import RetryPolicy, ServiceClient
+from shared.client import ServiceClient
 from shared.discovery import SERVICES, UnknownServiceError
 from shared.errors import (
     CircuitOpenError,
@@ -13,6 +13,7 @@ from shared.errors import (
     UpstreamClientError,
     UpstreamError,
 )
+from shared.retry import RetryPolicy, retry
 from shared.settings import CommonSettings
 from shared.tracing import current_trace_id
 
@@ -33,4 +34,5 @@ __all__ = [
     "UpstreamClientError",
     "UpstreamError",
     "current_trace_id",
+    "retry",
 ]

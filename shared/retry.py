@@ -1,67 +1,104 @@
-"""Retry rules of `ServiceClient`: which failures, how often, how long to wait (tenacity)."""
+"""The one retry helper: `retry(attempt, on=..., policy=..., timeout=...)` (tenacity underneath).
+
+What to retry on is always named by the caller (`on=`, no default); attempts are bounded
+by `policy.attempts` and by `timeout` (no attempt starts whose wait would end at or past
+the deadline); the wait is exponential backoff with jitter, or the server's `Retry-After`
+when the failure carries one (`retry_after`, as `ServiceUnavailableError` does) and it is
+longer. A `Retry-After` beyond the deadline ends the retries at once: the caller passes
+the hint on. Clock, sleep and jitter are injectable, so tests never wait.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from shared.errors import ServiceUnavailableError
+__all__ = ["RetryOn", "RetryPolicy", "retry"]
+
+T = TypeVar("T")
+RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """How often and how patiently to retry; the caller's timeout bounds the total."""
+    """How often and how patiently (each caller's values come from its settings)."""
 
-    max_attempts: int = 3
-    initial_backoff: float = 0.05
-    max_backoff: float = 1.0
-    jitter: float = 0.05
+    attempts: int  # the first included
+    initial_backoff: float  # seconds before the second attempt, doubled for each next one
+    max_backoff: float
 
-    def backoff(self, state: RetryCallState) -> float:
-        """Seconds to wait before the next attempt: exponential, plus jitter, capped."""
-        exponential = self.initial_backoff * 2.0 ** (state.attempt_number - 1)
-        return min(exponential + random.uniform(0, self.jitter), self.max_backoff)
-
-    def retrying(
-        self,
-        deadline: float,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> AsyncRetrying:
-        """Tenacity's loop for one call: retryable `AttemptError`s only, bounded twice."""
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts) | _StopAtDeadline(deadline, clock),
-            wait=self.backoff,
-            retry=retry_if_exception(lambda e: isinstance(e, AttemptError) and e.retryable),
-            sleep=sleep,
-            reraise=True,
-        )
+    def backoff(self, attempt: int, jitter: float) -> float:
+        """Seconds to wait after failed attempt `attempt` (1-based), `jitter` in [0, 1]:
+        half the capped exponential, plus up to the other half, so replicas spread out."""
+        ceiling = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt - 1))
+        return ceiling * (0.5 + jitter / 2)
 
 
-class AttemptError(ServiceUnavailableError):
-    """One attempt failed; `retryable` says whether another attempt is safe."""
+async def retry(
+    attempt: Callable[[float], Awaitable[T]],
+    *,
+    on: RetryOn,
+    policy: RetryPolicy,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> T:
+    """`await attempt(seconds_left)` until it returns, retrying only failures `on` names.
 
-    def __init__(self, service: str, detail: str, *, retryable: bool, **kw: Any) -> None:
-        super().__init__(service, detail, **kw)
-        self.retryable = retryable
+    `on` is an exception type, a tuple of them, or a predicate on the exception. The last
+    failure is re-raised as it is when the attempts or the time run out.
+    """
+    deadline = clock() + timeout
+    retryable = _predicate(on)
+    # The first attempt runs outside tenacity: building its machinery on every call cost
+    # more than the rest of `ServiceClient` on the trade path. Only a retryable failure
+    # enters the loop below, which replays it so tenacity decides exactly as if it had run it.
+    try:
+        return await attempt(timeout)
+    except Exception as exc:
+        if not retryable(exc):
+            raise
+        first: BaseException | None = exc
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        asked = getattr(error, "retry_after", None)
+        backoff = policy.backoff(state.attempt_number, jitter())
+        return backoff if asked is None else max(backoff, float(asked))
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts) | _StopAtDeadline(deadline, clock),
+        wait=wait,
+        retry=retry_if_exception(retryable),
+        sleep=sleep,
+        reraise=True,
+    )
+    async for state in retrying:
+        with state:
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return await attempt(deadline - clock())
+    raise AssertionError("unreachable: tenacity re-raises the last error")
 
 
-def transport_failure(
-    service: str, error: BaseException, sent: bool, timed_out: bool, idempotent: bool
-) -> AttemptError:
-    """An attempt that got no answer: retryable if idempotent, or if nothing was sent."""
-    kind = "unreachable" if not sent else "timed out" if timed_out else "failed"
-    detail = f"{service} {kind}: {type(error).__name__}"
-    return AttemptError(service, detail, retryable=idempotent or not sent)
+def _predicate(on: RetryOn) -> Callable[[BaseException], bool]:
+    if isinstance(on, type | tuple):
+        kinds = on
+        return lambda error: isinstance(error, kinds)
+    return on
 
 
 class _StopAtDeadline(stop_base):
-    """Stop when the next backoff would end past the call's deadline."""
+    """Stop when the next wait would end at or past the deadline."""
 
     def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
         self.deadline = deadline

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.discovery import SERVICES, known_service
+from shared.retry import RetryPolicy
 
 # Each service's URL field (its environment variable, upper-cased).
 _URL_FIELDS = {
@@ -52,6 +53,9 @@ class CommonSettings(BaseSettings):
     # Resilience of every inter-service call.
     service_timeout_seconds: float = Field(default=5.0, gt=0)
     retry_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Exponential backoff between attempts (with jitter; a longer Retry-After wins).
+    retry_initial_backoff_seconds: float = Field(default=0.1, ge=0)
+    retry_max_backoff_seconds: float = Field(default=1.0, ge=0)
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_recovery_seconds: float = Field(default=30.0, gt=0)
 
@@ -84,6 +88,14 @@ class CommonSettings(BaseSettings):
             if not data.get(field) and found.get(name)
         }
 
+    def retry_policy(self) -> RetryPolicy:
+        """The retry knobs of every inter-service call, as `shared.retry` takes them."""
+        return RetryPolicy(
+            attempts=self.retry_max_attempts,
+            initial_backoff=self.retry_initial_backoff_seconds,
+            max_backoff=self.retry_max_backoff_seconds,
+        )
+
     def url_of(self, service_name: str) -> str:
         """The configured base URL of a service in the discovery map."""
         url: str = getattr(self, _URL_FIELDS[known_service(service_name)])
@@ -98,5 +110,16 @@ class MarketSettings(CommonSettings):
     market_data_source: Literal["auto", "coinbase", "simulated"] = "auto"
     coinbase_api_url: str = "https://api.exchange.coinbase.com"
     coinbase_probe_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Coinbase politeness: the public limit is 10 requests/s per IP.
+    coinbase_rate_limit_per_second: float = Field(default=8.0, gt=0, le=10)
+    coinbase_burst: int = Field(default=8, ge=1, le=15)
+    # Attempts per logical request (first try included) on 429, 5xx and network errors.
+    coinbase_max_attempts: int = Field(default=4, ge=1, le=10)
+    coinbase_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Everything one request may take (throttle, retries, Retry-After waits included),
+    # below the callers' SERVICE_TIMEOUT_SECONDS, so the gateway answers before they give up.
+    coinbase_total_timeout_seconds: float = Field(default=4.5, gt=0)
+    coinbase_initial_backoff_seconds: float = Field(default=0.25, gt=0)
+    coinbase_max_backoff_seconds: float = Field(default=4.0, gt=0)
     # The simulator's candles are a pure function of (symbol, seed, candle time).
     simulation_seed: int = 7

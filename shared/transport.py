@@ -1,29 +1,50 @@
-"""The one pooled HTTP client per process, and how its transport errors are read.
+"""The one transport seam under every outgoing HTTP call (`ServiceClient`, the Coinbase
+source, the console's health watch).
 
-The default transport is aiohttp behind httpx's API (`httpx-aiohttp`): on this stack's
-four-hop trade path it serves about four times the requests of httpx's own transport.
-Its error mapping is coarse (a server that drops the connection after the request was
-sent surfaces as `httpx.ConnectTimeout`), so `was_sent` reads the original aiohttp
-exception to decide whether a request may have reached the server.
+    Transport                 send(Request) -> Response; aclose()
+    ├── AiohttpTransport      production: the process's one pooled aiohttp session
+    └── HttpxTransport        any httpx transport: `ASGITransport` (an app in process),
+                              `MockTransport` (a scripted answer) in tests
 
-`ServiceClient` skips httpx and talks to the same aiohttp session directly when no
-transport was injected (`PooledClient.native`): httpx's request and response building
-cost about three times aiohttp's own work per call on the trade path.
+    TransportError            no answer; `sent` says whether the request may have reached
+                              the server (only a refused or timed-out connect proves not)
+
+A transport sends one request, reads the whole answer within `Request.timeout` seconds in
+all (connect, send, body), and follows no redirects; retries, breakers and what a status
+means belong to the caller. aiohttp's pool is the production transport: on this stack's
+four-hop trade path, httpx's own request and response building cost about three times
+aiohttp's work per call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport
+
+__all__ = [
+    "USER_AGENT",
+    "AiohttpTransport",
+    "HttpxTransport",
+    "Request",
+    "Response",
+    "Transport",
+    "TransportError",
+    "opened",
+    "parse_retry_after",
+    "with_query",
+]
 
 # Below uvicorn's 5 s keep-alive, so the pool never reuses a connection the server is
 # about to close (a POST on such a connection could not be retried safely).
@@ -31,110 +52,28 @@ KEEPALIVE_SECONDS = 4.0
 USER_AGENT = "tradestack/1.0"
 
 
-class _MappedErrorsTransport(httpx.AsyncBaseTransport):
-    """Surfaces every aiohttp error as an `httpx.TransportError`.
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request: `url` with its query already in it (`with_query`)."""
 
-    `httpx-aiohttp` lets some through unmapped (a malformed status line raises
-    `aiohttp.ClientResponseError`), which would bypass the breaker and the retry rules
-    and end as a 500. The original stays the `__cause__`, so `was_sent` still reads it.
-    """
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, pool: NativePool) -> None:
-        self._inner = inner
-        self.pool = pool
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return await self._inner.handle_async_request(request)
-        except aiohttp.ClientError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-        await self.pool.aclose()  # closed here too if only `ServiceClient` used the session
-
-
-class NativePool:
-    """The process's one aiohttp session, shared by the httpx transport and `ServiceClient`.
-
-    Built lazily (aiohttp wants a running loop) and once, so both paths share one pool.
-    """
-
-    def __init__(self, max_connections: int, ssl_context: ssl.SSLContext) -> None:
-        self.max_connections = max_connections
-        self._ssl = ssl_context
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # What httpx-aiohttp would build. aiohttp itself resends an idempotent request
-            # (GET) once after a disconnect, as RFC 9112 allows; it has no public switch to
-            # turn that off, so a GET attempt may reach the server twice. It never resends
-            # a POST, and the keep-alive below the servers' makes a stale connection rare.
-            connector = aiohttp.TCPConnector(
-                limit=self.max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=self._ssl
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": USER_AGENT}
-            )
-        return self._session
-
-    async def send(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        content: bytes | None,
-        headers: Mapping[str, str],
-        timeout: float,
-    ) -> Answer:
-        """One request on the session, read whole within `timeout` seconds in all.
-
-        One total timeout, not httpx-aiohttp's per-phase ones: with the caller's deadline
-        as every phase's bound they added nothing but timers (the read timeout is re-armed
-        on every chunk received), ~20 us of CPU per call; `total` also covers the body,
-        so a server trickling its answer cannot hold the caller past the deadline.
-        """
-        if params:
-            # Spelt into the URL here: yarl caches parsed URL strings, but builds a query
-            # from pairs anew on every call.
-            url = f"{url}{'&' if '?' in url else '?'}{urlencode(_query(params), quote_via=quote)}"
-        async with self.session().request(
-            method,
-            url,
-            data=content,
-            headers=headers,
-            timeout=total_timeout(timeout),
-            allow_redirects=False,
-        ) as response:
-            return Answer(response.status, await response.read(), response.headers, None)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-def total_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """`seconds` for the whole call, exactly: aiohttp would round a timeout of 5 s or more
-    up to the next whole second of the loop's clock (its `ceil_threshold`)."""
-    return aiohttp.ClientTimeout(total=seconds, ceil_threshold=math.inf)
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    timeout: float  # seconds for the whole exchange, the answer's body included
+    content: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """What one request got back; `response` is set when it came through httpx."""
+class Response:
+    """What one request got back, read whole."""
 
     status: int
     body: bytes
-    headers: Mapping[str, str]
-    response: httpx.Response | None
+    headers: Mapping[str, str]  # case-insensitive
 
     def retry_after(self) -> float | None:
-        """The `Retry-After` seconds the server asked for, if any."""
-        try:
-            return float(self.headers["Retry-After"])
-        except (KeyError, ValueError):
-            return None
+        """The seconds the server asked to wait (`Retry-After`), if it said."""
+        return parse_retry_after(self.headers.get("Retry-After"))
 
     def decoded(self) -> Any:
         """The body as JSON, or as text when it is not JSON."""
@@ -143,79 +82,176 @@ class Answer:
         except orjson.JSONDecodeError:
             return self.body.decode("utf-8", errors="replace")
 
-    def detail(self) -> str:
-        """What the server said went wrong (a problem's `detail`), or its status."""
-        body = self.decoded()
-        if isinstance(body, dict) and isinstance(body.get("detail"), str):
-            return str(body["detail"])
-        return f"answered {self.status}"
+
+class TransportError(Exception):
+    """No answer came; the message names the underlying error's type (never a host).
+
+    `sent`: the request may have reached the server (so a request that is not safe to
+    repeat must not be sent again); `timed_out`: time ran out."""
+
+    def __init__(self, detail: str, *, sent: bool, timed_out: bool) -> None:
+        super().__init__(detail)
+        self.sent = sent
+        self.timed_out = timed_out
 
 
-def _query(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Query pairs spelt as httpx spells them (true/false, empty for None, lists repeated)."""
-    pairs: list[tuple[str, str]] = []
-    for key, value in params.items():
-        for item in value if isinstance(value, list | tuple) else (value,):
-            text = "true" if item is True else "false" if item is False else item
-            pairs.append((key, "" if text is None else str(text)))
-    return pairs
+class Transport(Protocol):
+    """Sends one request and reads its whole answer; raises only `TransportError`."""
+
+    async def send(self, request: Request) -> Response:
+        """The answer to `request`, read within `request.timeout` seconds."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connections."""
+        ...
 
 
-class PooledClient(httpx.AsyncClient):
-    """An httpx client whose default transport's aiohttp session `ServiceClient` may use.
+def with_query(url: str, params: Mapping[str, str | int | float] | None) -> str:
+    """`url` with `params` appended as its query (percent-encoded, spaces as %20)."""
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params, quote_via=quote)}"
 
-    `native` is None when a transport was injected (tests): then everything goes
-    through httpx and the injected transport.
+
+class AiohttpTransport:
+    """The process's pooled aiohttp session (keep-alive connections reused across calls).
+
+    aiohttp itself resends an idempotent request (GET) once after a disconnect on a reused
+    connection, as RFC 9112 allows; it has no public switch to turn that off, so a GET may
+    reach the server twice per attempt. It never resends a POST, and the keep-alive below
+    the servers' makes a stale connection rare.
     """
 
-    def __init__(self, *, native: NativePool | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.native = native  # closed with the transport
+    def __init__(self, *, max_connections: int = 200) -> None:
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Built on first use: aiohttp wants a running loop.
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections, keepalive_timeout=KEEPALIVE_SECONDS
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, headers={"User-Agent": USER_AGENT}, trust_env=False
+        )
+        return self._session
+
+    async def send(self, request: Request) -> Response:
+        """One request on the pool, bounded whole by one total timeout.
+
+        One timer, not per-phase ones (the read timeout is re-armed on every chunk, ~20 us
+        of CPU per call); `total` also covers the body, so a server trickling its answer
+        cannot hold the caller past the deadline.
+        """
+        session = self._session or self._open()
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.content,
+                headers=request.headers,
+                timeout=total_timeout(request.timeout),
+                allow_redirects=False,
+            ) as answer:
+                return Response(answer.status, await answer.read(), answer.headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Only a failed or timed-out connect proves nothing was sent. aiohttp's own
+            # timeouts are `TimeoutError`s too; a plain one is the total running out.
+            unsent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+            raise TransportError(
+                type(exc).__name__, sent=not unsent, timed_out=isinstance(exc, TimeoutError)
+            ) from exc
+
+    @property
+    def closed(self) -> bool:
+        """Whether the pool was opened and then closed."""
+        return self._session is not None and self._session.closed
+
+    async def aclose(self) -> None:
+        """Close the pool's connections."""
+        if self._session is not None:
+            await self._session.close()
 
 
-def default_transport(max_connections: int = 200) -> httpx.AsyncBaseTransport:
-    """A pooled aiohttp-backed transport."""
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=KEEPALIVE_SECONDS,
-    )
-    inner = AiohttpTransport(limits=limits, trust_env=False)
-    pool = NativePool(max_connections, inner.ssl_context)
-    inner.client = pool.session  # called lazily, inside the running loop
-    return _MappedErrorsTransport(inner, pool)
+@asynccontextmanager
+async def opened(transport: Transport | None) -> AsyncIterator[Transport]:
+    """`transport` when one is injected (its owner closes it), else a new aiohttp pool,
+    closed on exit: what a lifespan uses."""
+    if transport is not None:
+        yield transport
+        return
+    pool = AiohttpTransport()
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
 
 
-def make_http_client(
-    transport: httpx.AsyncBaseTransport | None = None, *, timeout: float = 5.0
-) -> PooledClient:
-    """The process's pooled client; the app's lifespan opens and closes it."""
-    native: NativePool | None = None
-    if transport is None:
-        default = default_transport()
-        native = default.pool if isinstance(default, _MappedErrorsTransport) else None
-        transport = default
-    return PooledClient(
-        native=native,
-        transport=transport,
-        timeout=timeout,
-        headers={"User-Agent": USER_AGENT},
-        trust_env=False,
-    )
+def total_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """`seconds` for the whole call, exactly: aiohttp would round a timeout of 5 s or more
+    up to the next whole second of the loop's clock (its `ceil_threshold`)."""
+    return aiohttp.ClientTimeout(total=seconds, ceil_threshold=math.inf)
 
 
-def was_sent(exc: httpx.TransportError) -> bool:
-    """Whether the request may have reached the server before `exc` happened.
+class HttpxTransport:
+    """Any httpx transport behind the seam: `httpx.ASGITransport(app=...)` to call an app
+    in process, `httpx.MockTransport(handler)` to script answers.
 
-    Only a failure to connect (refused, unresolvable, connect timeout, no pool slot)
-    proves nothing was sent; every other error may have followed the request.
+    httpx's timeouts bound each phase; `asyncio.timeout` bounds the sum, so a transport
+    that ignores them (an app that hangs) cannot hold the caller past the deadline.
     """
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientError | TimeoutError):
-        return aiohttp_was_sent(cause)
-    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def send(self, request: Request) -> Response:
+        """`request` through the httpx transport, read whole within its timeout."""
+        seconds = request.timeout
+        outgoing = httpx.Request(
+            request.method,
+            request.url,
+            headers={"User-Agent": USER_AGENT, **request.headers},
+            content=request.content,
+            extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), seconds)},
+        )
+        try:
+            async with asyncio.timeout(seconds):
+                answer = await self.inner.handle_async_request(outgoing)
+                try:
+                    body = await answer.aread()
+                finally:
+                    await answer.aclose()
+        except httpx.TransportError as exc:
+            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise TransportError(
+                type(exc).__name__,
+                sent=not unsent,
+                timed_out=isinstance(exc, httpx.TimeoutException),
+            ) from exc
+        except TimeoutError as exc:
+            raise TransportError("TimeoutError", sent=True, timed_out=True) from exc
+        return Response(answer.status_code, body, answer.headers)
+
+    async def aclose(self) -> None:
+        """Close the httpx transport."""
+        await self.inner.aclose()
 
 
-def aiohttp_was_sent(exc: aiohttp.ClientError | TimeoutError) -> bool:
-    """`was_sent` for an aiohttp error: only a connector error or connect timeout proves no."""
-    return not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)

@@ -45,6 +45,7 @@ from shared.logs import configure_logging
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
 from shared.metrics import AppMetrics, Timings
+from shared.transport import HttpxTransport, Transport
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ PURGE_EVERY_SECONDS = 3600.0
 def create_app(
     settings: Settings | None = None,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -157,14 +158,10 @@ def create_app(
                 # lifespan's state goes with each request, as uvicorn passes it.
                 await app({**scope, "state": dict(state)}, receive, send)
 
-            own = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=served_here), base_url="http://execution"
-            )
-            stack.push_async_callback(own.aclose)
             watch = HealthWatch(
                 events,
-                own=own,
-                http=wiring.http,
+                own=HttpxTransport(httpx.ASGITransport(app=served_here)),
+                transport=wiring.transport,
                 urls={name: settings.url_of(name) for name in OTHERS},
                 interval=settings.console_health_seconds,
             )

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import orjson
 
 from execution.events import EventBus
 from shared.market.models import utc_iso
+from shared.transport import Request, Transport, TransportError
 
 log = logging.getLogger(__name__)
 OTHERS = ("market_data", "regime_detection", "risk_management")
@@ -29,8 +30,8 @@ class HealthWatch:
         self,
         bus: EventBus,
         *,
-        own: httpx.AsyncClient,
-        http: httpx.AsyncClient,
+        own: Transport,
+        transport: Transport,
         urls: dict[str, str],
         interval: float,
         timeout: float = 2.0,
@@ -38,7 +39,7 @@ class HealthWatch:
     ) -> None:
         self.bus = bus
         self.own = own
-        self.http = http
+        self.transport = transport
         self.urls = urls
         self.interval = interval
         self.timeout = timeout
@@ -60,22 +61,24 @@ class HealthWatch:
         """Every service's `/health` answer, or why it could not be had."""
         names = ("execution", *OTHERS)
         answers = await asyncio.gather(
-            self._ask(self.own, "/health"),
-            *(self._ask(self.http, self.urls[name] + "/health") for name in OTHERS),
+            self._ask(self.own, "http://execution/health"),
+            *(self._ask(self.transport, self.urls[name] + "/health") for name in OTHERS),
         )
         return {
             "services": dict(zip(names, answers, strict=True)),
             "checked_at": utc_iso(datetime.now(UTC)),
         }
 
-    async def _ask(self, client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    async def _ask(self, transport: Transport, url: str) -> dict[str, Any]:
         try:
-            response = await client.get(url, timeout=self.timeout)
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+            answer = await transport.send(Request("GET", url, {}, self.timeout))
+            body = orjson.loads(answer.body)
+        except TransportError as exc:
+            return {"status": "unreachable", "error": str(exc)}
+        except orjson.JSONDecodeError as exc:
             return {"status": "unreachable", "error": type(exc).__name__}
         if not isinstance(body, dict) or "status" not in body:
-            return {"status": "unknown", "error": f"/health answered {response.status_code}"}
+            return {"status": "unknown", "error": f"/health answered {answer.status}"}
         return body
 
     async def run(self) -> None:

@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from market_data_gateway.cache import LocalCache, MarketCache
@@ -23,7 +22,7 @@ from shared.logs import configure_logging
 from shared.market.factory import SourceChoice, choose_source
 from shared.market.source import MarketSource
 from shared.metrics import AppMetrics
-from shared.transport import make_http_client
+from shared.transport import Transport, opened
 
 DESCRIPTION = """Prices and closed OHLCV candles for every other service.
 
@@ -66,7 +65,7 @@ def source_check(
 def create_app(
     settings: Settings | None = None,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -79,36 +78,33 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        http = make_http_client(transport, timeout=config.coinbase_timeout_seconds)
         cache = build_cache(config, clock)
         try:
-            if market_source is not None:
-                choice = SourceChoice(market_source, "injected")
-            else:
-                choice = await choose_source(
-                    config, http, clock=clock, sleep=sleep, options=config.coinbase_options()
+            async with opened(transport) as used:
+                if market_source is not None:
+                    choice = SourceChoice(market_source, "injected")
+                else:
+                    choice = await choose_source(config, used, clock=clock, sleep=sleep)
+                market = GatewayService(
+                    choice.source,
+                    cache,
+                    price_ttl=config.price_ttl_seconds,
+                    incomplete_ttl=config.ohlcv_incomplete_ttl_seconds,
+                    unknown_symbol_ttl=config.unknown_symbol_ttl_seconds,
+                    symbols_ttl=config.symbols_ttl_seconds,
+                    clock=clock,
                 )
-            market = GatewayService(
-                choice.source,
-                cache,
-                price_ttl=config.price_ttl_seconds,
-                incomplete_ttl=config.ohlcv_incomplete_ttl_seconds,
-                unknown_symbol_ttl=config.unknown_symbol_ttl_seconds,
-                symbols_ttl=config.symbols_ttl_seconds,
-                clock=clock,
-            )
-            metrics.sources = [lambda: gateway_families(market)]
-            yield {
-                "market": market,
-                "health_checks": [
-                    Dependency("cache", cache.check),
-                    Dependency("market_source", source_check(choice, market)),
-                ],
-            }
-            await choice.source.aclose()
+                metrics.sources = [lambda: gateway_families(market)]
+                yield {
+                    "market": market,
+                    "health_checks": [
+                        Dependency("cache", cache.check),
+                        Dependency("market_source", source_check(choice, market)),
+                    ],
+                }
+                await choice.source.aclose()
         finally:
             await cache.aclose()
-            await http.aclose()
 
     return build_app(
         service="market-data",

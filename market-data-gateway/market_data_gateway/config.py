@@ -1,10 +1,9 @@
-"""The gateway's settings: the cache, and how politely Coinbase is asked."""
+"""The gateway's settings: the cache (how Coinbase is asked is in `MarketSettings`)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from shared.market.coinbase import CoinbaseOptions
 from shared.settings import MarketSettings
 
 
@@ -32,26 +31,3 @@ class Settings(MarketSettings):
     symbols_ttl_seconds: float = Field(default=3600.0, gt=0)
     # Bound of the in-process layer (hot keys in front of Redis, or the whole cache).
     local_cache_max_entries: int = Field(default=10_000, ge=1)
-
-    # Coinbase politeness: the public limit is 10 requests/s per IP.
-    coinbase_rate_limit_per_second: float = Field(default=8.0, gt=0, le=10)
-    coinbase_burst: int = Field(default=8, ge=1, le=15)
-    # Attempts per logical request (first try included) on 429, 5xx and network errors.
-    coinbase_max_attempts: int = Field(default=4, ge=1, le=10)
-    coinbase_timeout_seconds: float = Field(default=3.0, gt=0)
-    # Everything one request may take (throttle, retries, Retry-After waits included).
-    coinbase_total_timeout_seconds: float = Field(default=4.5, gt=0)
-    coinbase_initial_backoff_seconds: float = Field(default=0.25, gt=0)
-    coinbase_max_backoff_seconds: float = Field(default=4.0, gt=0)
-
-    def coinbase_options(self) -> CoinbaseOptions:
-        """The Coinbase knobs as the source takes them."""
-        return CoinbaseOptions(
-            rate_per_second=self.coinbase_rate_limit_per_second,
-            burst=self.coinbase_burst,
-            max_attempts=self.coinbase_max_attempts,
-            timeout=self.coinbase_timeout_seconds,
-            total_timeout=self.coinbase_total_timeout_seconds,
-            initial_backoff=self.coinbase_initial_backoff_seconds,
-            max_backoff=self.coinbase_max_backoff_seconds,
-        )

@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from regime_detection.config import Settings
@@ -21,6 +20,7 @@ from shared.logs import configure_logging
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
 from shared.metrics import AppMetrics
+from shared.transport import Transport
 
 
 def _description(s: Settings) -> str:
@@ -45,7 +45,7 @@ def _description(s: Settings) -> str:
 def create_app(
     settings: Settings | None = None,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from risk_management.config import Settings
@@ -21,6 +20,7 @@ from shared.logs import configure_logging
 from shared.market.source import MarketSource
 from shared.market.wiring import open_market
 from shared.metrics import AppMetrics
+from shared.transport import Transport
 
 DESCRIPTION = """\
 Pre-trade approval and sizing. A buy is bounded by cash (less a fee reserve), a
@@ -36,7 +36,7 @@ Regime service down: sized as UNKNOWN. No price: refused.
 def create_app(
     settings: Settings | None = None,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     market_source: MarketSource | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

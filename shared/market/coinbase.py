@@ -7,7 +7,8 @@
 - `/products/{id}/ticker`: `price`, `bid`, `ask`, `size`, `volume` as strings and an
   RFC 3339 `time` with up to 9 fractional digits.
 - Every request carries a User-Agent and passes a client-side token bucket (the public
-  limit is 10 requests/s); 429 and 5xx are retried with backoff, honouring Retry-After.
+  limit is 10 requests/s); 429, 5xx and no answer are retried by `shared.retry` with
+  backoff, honouring Retry-After, all within `COINBASE_TOTAL_TIMEOUT_SECONDS`.
 - Unknown product (404) → `UnknownSymbolError`; no answer → `MarketUnavailableError`.
 """
 
@@ -17,11 +18,10 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from shared.errors import InvalidRequestError
@@ -37,26 +37,45 @@ from shared.market.models import (
     utc_iso,
 )
 from shared.market.source import MarketUnavailableError, UnknownSymbolError
-from shared.market.throttle import TokenBucket, parse_retry_after
-from shared.transport import USER_AGENT
+from shared.market.throttle import TokenBucket
+from shared.retry import RetryPolicy, retry
+from shared.settings import MarketSettings
+from shared.transport import USER_AGENT, Request, Response, Transport, TransportError, with_query
 
 _SYMBOL_RE = re.compile(SYMBOL_PATTERN)
+Params = dict[str, str | int]
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class CoinbaseOptions:
-    """How politely and how patiently to talk to Coinbase."""
+    """How politely and how patiently to talk to Coinbase (`MarketSettings`' COINBASE_*)."""
 
-    rate_per_second: float = 8.0  # below the public limit of 10 requests/s
-    burst: int = 8
-    max_attempts: int = 4  # per logical request, the first try included
-    timeout: float = 3.0  # per attempt
-    # The whole logical request, throttling, retries and waits included, ends within this,
-    # so the gateway answers before its callers' 5 s service timeout.
-    total_timeout: float = 4.5
-    initial_backoff: float = 0.25
-    max_backoff: float = 4.0
-    user_agent: str = USER_AGENT
+    rate_per_second: float
+    burst: int
+    timeout: float  # per attempt
+    # The whole logical request, throttling, retries and waits included, ends within this.
+    total_timeout: float
+    retry: RetryPolicy
+
+    @classmethod
+    def from_settings(cls, settings: MarketSettings) -> CoinbaseOptions:
+        """The knobs as the settings state them."""
+        return cls(
+            rate_per_second=settings.coinbase_rate_limit_per_second,
+            burst=settings.coinbase_burst,
+            timeout=settings.coinbase_timeout_seconds,
+            total_timeout=settings.coinbase_total_timeout_seconds,
+            retry=RetryPolicy(
+                attempts=settings.coinbase_max_attempts,
+                initial_backoff=settings.coinbase_initial_backoff_seconds,
+                max_backoff=settings.coinbase_max_backoff_seconds,
+            ),
+        )
+
+
+class _TryAgainError(MarketUnavailableError):
+    """One attempt got no usable answer (unreachable, 429, 5xx, not JSON): try again."""
 
 
 def check_request(symbol: str, granularity: int | None = None, periods: int | None = None) -> None:
@@ -70,31 +89,30 @@ def check_request(symbol: str, granularity: int | None = None, periods: int | No
 
 
 class CoinbaseSource:
-    """Prices and closed candles from Coinbase Exchange over the process's pooled client."""
+    """Prices and closed candles from Coinbase Exchange over the process's transport."""
 
     name: SourceName = "coinbase"
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        transport: Transport,
         *,
         base_url: str,
-        options: CoinbaseOptions | None = None,
+        options: CoinbaseOptions,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.options = options or CoinbaseOptions()
-        self._http = http
+        self.options = options
+        self._transport = transport
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
         self._jitter = jitter
-        self._headers = {"User-Agent": self.options.user_agent, "Accept": "application/json"}
         self._bucket = TokenBucket(
-            self.options.rate_per_second, self.options.burst, clock=monotonic, sleep=sleep
+            options.rate_per_second, options.burst, clock=monotonic, sleep=sleep
         )
         # The outcome of the latest exchange call, for `/health` (no probing needed).
         self.last_error: str | None = None
@@ -116,7 +134,7 @@ class CoinbaseSource:
         forming = int(self._clock()) // granularity * granularity
         end = forming - granularity  # open time of the newest closed candle
         start = end - (periods - 1) * granularity  # start/end inclusive: exactly `periods`
-        params = {"granularity": granularity, "start": utc_iso(start), "end": utc_iso(end)}
+        params: Params = {"granularity": granularity, "start": utc_iso(start), "end": utc_iso(end)}
         rows = await self._get_json(f"/products/{symbol}/candles", params, symbol)
         try:
             candles = parse_candles(rows, start=start, before=forming)
@@ -146,79 +164,80 @@ class CoinbaseSource:
     async def probe(self, timeout: float) -> str | None:
         """One quick request (no retries); None when Coinbase answers, else why not."""
         try:
-            response = await self._http.get(
-                self.base_url + "/time", headers=self._headers, timeout=timeout
-            )
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__} from {self.base_url}"
-        if response.status_code == 200 or response.status_code == 429:
+            answer = await self._send("/time", None, timeout)
+        except TransportError as exc:
+            return f"{exc} from {self.base_url}"
+        if answer.status == 200 or answer.status == 429:
             return None
-        return f"{self.base_url}/time answered {response.status_code}"
+        return f"{self.base_url}/time answered {answer.status}"
 
     async def aclose(self) -> None:
-        """Nothing to release: the pooled HTTP client belongs to the app's lifespan."""
+        """Nothing to release: the transport belongs to the app's lifespan."""
 
-    async def _get_json(self, path: str, params: Mapping[str, Any] | None, symbol: str) -> Any:
-        opts = self.options
-        deadline = self._monotonic() + opts.total_timeout
-        problem = "no attempt made"
-        retry_after: float | None = None
+    async def _get_json(self, path: str, params: Params | None, symbol: str) -> Any:
         attempts = 0
-        for attempt in range(1, opts.max_attempts + 1):
-            if not await self._bucket.acquire(max_wait=deadline - self._monotonic()):
-                problem = "too many requests queued for Coinbase (client-side rate limit)"
-                retry_after = 1.0
-                break
-            attempts = attempt
-            delay = self._backoff(attempt)
-            timeout = max(0.05, min(opts.timeout, deadline - self._monotonic()))
+
+        async def attempt(seconds_left: float) -> Any:
+            nonlocal attempts
+            began = self._monotonic()
+            if not await self._bucket.acquire(max_wait=seconds_left):
+                detail = "too many requests queued for Coinbase (client-side rate limit)"
+                raise self._failed(f"{detail} (attempts: {attempts})")
+            attempts += 1
+            seconds_left -= self._monotonic() - began
+            return await self._attempt(path, params, symbol, max(0.05, seconds_left))
+
+        try:
+            body = await retry(
+                attempt,
+                on=_TryAgainError,
+                policy=self.options.retry,
+                timeout=self.options.total_timeout,
+                clock=self._monotonic,
+                sleep=self._sleep,
+                jitter=self._jitter,
+            )
+        except _TryAgainError as exc:
+            # The exchange's own hint is passed on; without one, ask again in a second.
+            raise self._failed(f"{exc.detail} (attempts: {attempts})", exc.retry_after) from exc
+        self.last_error = None
+        return body
+
+    async def _attempt(
+        self, path: str, params: Params | None, symbol: str, seconds_left: float
+    ) -> Any:
+        try:
+            answer = await self._send(path, params, min(self.options.timeout, seconds_left))
+        except TransportError as exc:
+            raise _TryAgainError("coinbase", f"Coinbase unreachable: {exc}") from exc
+        status = answer.status
+        if status == 200:
             try:
-                response = await self._http.get(
-                    self.base_url + path, params=params, headers=self._headers, timeout=timeout
-                )
-            except httpx.TransportError as exc:
-                problem = f"Coinbase unreachable: {type(exc).__name__}"
-            else:
-                status = response.status_code
-                if status == 200:
-                    try:
-                        body = orjson.loads(response.content)
-                    except orjson.JSONDecodeError:
-                        problem = "Coinbase answered 200 with a body that is not JSON"
-                    else:
-                        self.last_error = None
-                        return body
-                elif status == 404:
-                    self.last_error = None  # an answer: the exchange is fine
-                    raise UnknownSymbolError(f"Coinbase does not list the product {symbol}")
-                elif status == 429 or status >= 500:
-                    problem = f"Coinbase answered {status}"
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    delay = delay if retry_after is None else retry_after
-                else:
-                    raise self._failed(f"Coinbase refused the request: {_message(response)}")
-            if attempt == opts.max_attempts or self._monotonic() + delay > deadline:
-                break
-            await self._sleep(delay)
-        # Without the exchange's own hint, the next backoff is when asking again makes sense.
-        raise self._failed(
-            f"{problem} (attempts: {attempts})", delay if retry_after is None else retry_after
+                return orjson.loads(answer.body)
+            except orjson.JSONDecodeError:
+                detail = "Coinbase answered 200 with a body that is not JSON"
+                raise _TryAgainError("coinbase", detail) from None
+        if status == 404:
+            self.last_error = None  # an answer: the exchange is fine
+            raise UnknownSymbolError(f"Coinbase does not list the product {symbol}")
+        if status == 429 or status >= 500:
+            detail = f"Coinbase answered {status}"
+            raise _TryAgainError("coinbase", detail, retry_after=answer.retry_after())
+        raise self._failed(f"Coinbase refused the request: {_message(answer)}")
+
+    def _send(self, path: str, params: Params | None, timeout: float) -> Awaitable[Response]:
+        url = with_query(self.base_url + path, params)
+        return self._transport.send(Request("GET", url, _HEADERS, timeout))
+
+    def _failed(self, detail: str, retry_after: float | None = None) -> MarketUnavailableError:
+        self.last_error = detail
+        return MarketUnavailableError(
+            "coinbase", detail, retry_after=1.0 if retry_after is None else retry_after
         )
 
-    def _backoff(self, attempt: int) -> float:
-        base = min(self.options.max_backoff, self.options.initial_backoff * 2.0 ** (attempt - 1))
-        return base * (0.5 + self._jitter() / 2)  # jitter so replicas do not retry in step
 
-    def _failed(self, detail: str, retry_after: float = 1.0) -> MarketUnavailableError:
-        self.last_error = detail
-        return MarketUnavailableError("coinbase", detail, retry_after=retry_after)
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return f"{response.status_code}"
+def _message(answer: Response) -> str:
+    body = answer.decoded()
     if isinstance(body, dict) and "message" in body:
-        return f"{response.status_code} {body['message']}"
-    return f"{response.status_code}"
+        return f"{answer.status} {body['message']}"
+    return f"{answer.status}"

@@ -14,12 +14,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
-
 from shared.health import CheckResult
 from shared.market.coinbase import CoinbaseOptions, CoinbaseSource
 from shared.market.source import MarketSource
 from shared.settings import MarketSettings
+from shared.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +62,21 @@ def _simulated(settings: MarketSettings, clock: Callable[[], float]) -> MarketSo
 
 async def choose_source(
     settings: MarketSettings,
-    http: httpx.AsyncClient,
+    transport: Transport,
     *,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    options: CoinbaseOptions | None = None,
 ) -> SourceChoice:
     """Open the configured source; with `auto`, probe Coinbase once and maybe fall back."""
     wanted = settings.market_data_source
     if wanted == "simulated":
         return SourceChoice(_simulated(settings, clock), wanted)
     coinbase = CoinbaseSource(
-        http, base_url=settings.coinbase_api_url, options=options, clock=clock, sleep=sleep
+        transport,
+        base_url=settings.coinbase_api_url,
+        options=CoinbaseOptions.from_settings(settings),
+        clock=clock,
+        sleep=sleep,
     )
     if wanted == "coinbase":
         return SourceChoice(coinbase, wanted)

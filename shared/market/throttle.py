@@ -1,12 +1,10 @@
-"""Client-side politeness towards an exchange: a token bucket and `Retry-After` parsing."""
+"""Client-side politeness towards an exchange: a token bucket."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 
 
 class TokenBucket:
@@ -59,23 +57,4 @@ class TokenBucket:
         return True
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
-__all__ = ["TokenBucket", "parse_retry_after"]
+__all__ = ["TokenBucket"]

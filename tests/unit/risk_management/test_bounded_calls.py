@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
-from shared.transport import make_http_client
+from shared.transport import HttpxTransport
 from tests.support.asgi import lifespan_app
 from tests.unit.risk_management.upstreams import RegimeStub, gateway, simulator
 
@@ -38,13 +38,13 @@ async def test_a_decision_with_100_held_symbols_makes_three_upstream_calls() -> 
     )
     async with lifespan_app(market_app) as served_market:
         transport = Counting({"gateway": served_market, "regime": regime_app})
-        http = make_http_client(transport)
+        seam = HttpxTransport(transport)
         service = RiskService(
             settings,
             MarketDataClient(
-                ServiceClient.from_settings("market_data", settings, http=http), simulator()
+                ServiceClient.from_settings("market_data", settings, transport=seam), simulator()
             ),
-            ServiceClient.from_settings("regime_detection", settings, http=http),
+            ServiceClient.from_settings("regime_detection", settings, transport=seam),
         )
         request = ApproveTradeRequest.model_validate(
             {
@@ -55,7 +55,6 @@ async def test_a_decision_with_100_held_symbols_makes_three_upstream_calls() -> 
             }
         )
         answer = await service.approve(request)
-    await http.aclose()
     assert answer.price is not None
     assert answer.valuation is not None
     assert len(answer.valuation) == 100

@@ -25,6 +25,7 @@ from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
 from shared.market.models import CandleSeries, Quote
 from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
+from shared.transport import HttpxTransport
 from tests.support import keys
 from tests.support.contract import check_answer
 from tests.support.servers import free_port, serve_in_thread
@@ -252,11 +253,8 @@ async def test_a_symbol_missing_from_the_gateway_batch_has_no_price() -> None:
     """A batch answer naming neither a price nor an error for a symbol: "no answer"."""
     body: dict[str, Any] = {"prices": {}, "errors": {}}
     check_answer("market_data", "GET", "/api/v1/prices", 200, "application/json", body)
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    transport = HttpxTransport(httpx.MockTransport(lambda request: httpx.Response(200, json=body)))
     gateway = ServiceClient.from_settings("market_data", Settings(), transport=transport)
     market = MarketDataClient(gateway, simulator())
-    try:
-        readings = await read_prices(market, ["BTC-USD"])
-    finally:
-        await gateway.aclose()
+    readings = await read_prices(market, ["BTC-USD"])
     assert readings == {"BTC-USD": PriceReading(None, "no answer")}

@@ -17,7 +17,7 @@ from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
 from shared.market.models import CandleSeries, Product, Quote, SourceName
 from shared.market.source import MarketUnavailableError
-from shared.transport import make_http_client
+from shared.transport import opened
 from tests.support.servers import free_port, serve_in_thread
 from tests.unit.risk_management.upstreams import gateway, simulator
 
@@ -67,17 +67,16 @@ Build = Callable[..., RiskService]
 @pytest.fixture
 async def build() -> AsyncIterator[Build]:
     """RiskService with the gateway and the regime service at closed ports."""
-    http = make_http_client()
     closed = f"http://127.0.0.1:{free_port()}"
+    async with opened(None) as pool:
 
-    def make(exchange: FlakyExchange, **overrides: Any) -> RiskService:
-        settings = Settings(market_data_url=closed, regime_url=closed, **overrides)
-        gateway = ServiceClient.from_settings("market_data", settings, http=http)
-        regime = ServiceClient.from_settings("regime_detection", settings, http=http)
-        return RiskService(settings, MarketDataClient(gateway, exchange), regime)
+        def make(exchange: FlakyExchange, **overrides: Any) -> RiskService:
+            settings = Settings(market_data_url=closed, regime_url=closed, **overrides)
+            gateway = ServiceClient.from_settings("market_data", settings, transport=pool)
+            regime = ServiceClient.from_settings("regime_detection", settings, transport=pool)
+            return RiskService(settings, MarketDataClient(gateway, exchange), regime)
 
-    yield make
-    await http.aclose()
+        yield make
 
 
 def request(symbol: str = "BTC-USD", **positions: float) -> ApproveTradeRequest:
@@ -146,16 +145,13 @@ async def test_a_batch_the_gateway_refuses_is_no_price_and_no_volatility() -> No
     """The real gateway refuses a batch of more symbols than it takes (422): every symbol
     has no price (the refusal said) and no volatility, and neither read fails."""
     symbols = [f"C{i}-USD" for i in range(MAX_BATCH_SYMBOLS + 1)]
-    http = make_http_client()
     with serve_in_thread(gateway()) as server:
         settings = Settings(market_data_url=server.url, retry_max_attempts=1)
-        client = ServiceClient.from_settings("market_data", settings, http=http)
-        market = MarketDataClient(client, FlakyExchange())
-        try:
+        async with opened(None) as pool:
+            client = ServiceClient.from_settings("market_data", settings, transport=pool)
+            market = MarketDataClient(client, FlakyExchange())
             prices = await read_prices(market, symbols)
             sigmas = await read_volatilities(market, symbols, 60, 100)
-        finally:
-            await http.aclose()
     assert {reading.quote for reading in prices.values()} == {None}
     (problem,) = {reading.problem for reading in prices.values()}
     assert f"at most {MAX_BATCH_SYMBOLS} symbols" in str(problem)

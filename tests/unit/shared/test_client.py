@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 
 import httpx
 import pytest
 
 from shared.breaker import BreakerState, CircuitBreaker
-from shared.client import RetryPolicy, ServiceClient
+from shared.client import ServiceClient
 from shared.discovery import UnknownServiceError
 from shared.errors import CircuitOpenError, ServiceUnavailableError, UpstreamClientError
+from shared.retry import RetryPolicy
 from shared.settings import CommonSettings
 from shared.tracing import TRACE_HEADER, trace_id_var
+from shared.transport import HttpxTransport
 from tests.unit.shared.fakes import FakeClock, FakeSleep
 
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
@@ -23,11 +25,17 @@ Factory = Callable[..., ServiceClient]
 class Recorder:
     """A MockTransport handler that records requests and answers from a script."""
 
-    def __init__(self, *outcomes: int | Exception, clock: FakeClock | None = None) -> None:
+    def __init__(
+        self,
+        *outcomes: int | Exception,
+        clock: FakeClock | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         self.outcomes = list(outcomes)
         self.requests: list[httpx.Request] = []
         self.clock = clock
         self.elapse = 0.0
+        self.headers = {"Retry-After": retry_after} if retry_after else {}
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -36,7 +44,8 @@ class Recorder:
         outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
         if isinstance(outcome, Exception):
             raise outcome
-        return httpx.Response(outcome, json={"ok": outcome < 400, "detail": f"said {outcome}"})
+        body = {"ok": outcome < 400, "detail": f"said {outcome}"}
+        return httpx.Response(outcome, json=body, headers=self.headers if outcome >= 500 else {})
 
 
 @pytest.fixture
@@ -50,9 +59,7 @@ def sleep(clock: FakeClock) -> FakeSleep:
 
 
 @pytest.fixture
-async def make(clock: FakeClock, sleep: FakeSleep) -> AsyncIterator[Factory]:
-    clients: list[ServiceClient] = []
-
+def make(clock: FakeClock, sleep: FakeSleep) -> Factory:
     def factory(
         handler: Handler,
         *,
@@ -64,22 +71,19 @@ async def make(clock: FakeClock, sleep: FakeSleep) -> AsyncIterator[Factory]:
         breaker = CircuitBreaker(
             "market_data", failure_threshold=threshold, recovery_timeout=recovery, clock=clock
         )
-        client = ServiceClient(
+        return ServiceClient(
             "market_data",
             base_url="http://market",
-            transport=httpx.MockTransport(handler),
+            transport=HttpxTransport(httpx.MockTransport(handler)),
             timeout=timeout,
-            retry=RetryPolicy(max_attempts=max_attempts, initial_backoff=0.1, jitter=0.0),
+            retry=RetryPolicy(attempts=max_attempts, initial_backoff=0.1, max_backoff=1.0),
             breaker=breaker,
             sleep=sleep,
             clock=clock,
+            jitter=lambda: 1.0,  # the whole backoff, no less: exact waits to assert
         )
-        clients.append(client)
-        return client
 
-    yield factory
-    for client in clients:
-        await client.aclose()
+    return factory
 
 
 def read_timeout() -> httpx.ReadTimeout:
@@ -255,6 +259,29 @@ async def test_total_time_bounded_by_timeout(
     assert timeouts == sorted(timeouts, reverse=True)
 
 
+async def test_retry_after_is_waited_when_longer_than_the_backoff(
+    make: Factory, sleep: FakeSleep
+) -> None:
+    """A 503 saying Retry-After: 2 is retried after 2 s, not after the 0.1 s backoff."""
+    recorder = Recorder(503, 200, retry_after="2")
+    client = make(recorder)
+    assert (await client.get_json("/x"))["ok"] is True
+    assert sleep.delays == [2.0]
+
+
+async def test_retry_after_past_the_deadline_ends_the_call_at_once(
+    make: Factory, sleep: FakeSleep
+) -> None:
+    """A Retry-After beyond the call's timeout is not waited: the 503 says when, to our caller."""
+    recorder = Recorder(503, 200, retry_after="30")
+    client = make(recorder, timeout=5.0)
+    with pytest.raises(ServiceUnavailableError) as info:
+        await client.get_json("/x")
+    assert info.value.retry_after == 30
+    assert len(recorder.requests) == 1
+    assert sleep.delays == []
+
+
 async def test_per_call_timeout_overrides_default(make: Factory) -> None:
     """The `timeout` argument of a call is the budget its transport request gets."""
     recorder = Recorder(200)
@@ -318,10 +345,17 @@ async def test_breaker_opening_mid_retries_stops_them(make: Factory) -> None:
 
 async def test_unknown_service_fails_at_construction() -> None:
     """An unknown service name fails when the client is built, not on the first call."""
+    transport = HttpxTransport(httpx.MockTransport(Recorder(200)))
     with pytest.raises(UnknownServiceError):
-        ServiceClient("markets", transport=httpx.MockTransport(Recorder(200)))
+        ServiceClient(
+            "markets",
+            transport=transport,
+            timeout=1.0,
+            retry=RetryPolicy(attempts=1, initial_backoff=0.1, max_backoff=0.1),
+            breaker=CircuitBreaker("markets", failure_threshold=1, recovery_timeout=1.0),
+        )
     with pytest.raises(UnknownServiceError):
-        ServiceClient.from_settings("markets", CommonSettings())
+        ServiceClient.from_settings("markets", CommonSettings(), transport=transport)
 
 
 async def test_from_settings_uses_url_and_knobs(clock: FakeClock, sleep: FakeSleep) -> None:
@@ -337,15 +371,12 @@ async def test_from_settings_uses_url_and_knobs(clock: FakeClock, sleep: FakeSle
     client = ServiceClient.from_settings(
         "risk_management",
         settings,
-        transport=httpx.MockTransport(recorder),
+        transport=HttpxTransport(httpx.MockTransport(recorder)),
         clock=clock,
         sleep=sleep,
     )
-    try:
-        with pytest.raises(ServiceUnavailableError):
-            await client.get_json("/health")
-    finally:
-        await client.aclose()
+    with pytest.raises(ServiceUnavailableError):
+        await client.get_json("/health")
     assert str(recorder.requests[0].url) == "http://risk:9003/health"
     assert len(recorder.requests) == 2
     assert client.timeout == 2.5
@@ -358,12 +389,14 @@ async def test_the_service_key_goes_with_every_call() -> None:
     recorder = Recorder(503, 200)
     settings = CommonSettings(service_key="k" * 24, retry_max_attempts=2)
     client = ServiceClient.from_settings(
-        "market_data", settings, transport=httpx.MockTransport(recorder), sleep=no_wait
+        "market_data",
+        settings,
+        transport=HttpxTransport(httpx.MockTransport(recorder)),
+        sleep=no_wait,
     )
     await client.get_json("/a")
     await client.post_json("/b", {}, idempotency_key="i")
     await client.get_json("/c")
-    await client.aclose()
     assert [r.headers.get("X-API-Key") for r in recorder.requests] == ["k" * 24] * 4
 
 
@@ -372,10 +405,9 @@ async def test_no_service_key_sends_no_key_header() -> None:
     recorder = Recorder(200)
     settings = CommonSettings(service_key=None)
     client = ServiceClient.from_settings(
-        "market_data", settings, transport=httpx.MockTransport(recorder)
+        "market_data", settings, transport=HttpxTransport(httpx.MockTransport(recorder))
     )
     await client.get_json("/a")
-    await client.aclose()
     assert "X-API-Key" not in recorder.requests[0].headers
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+from shared.breaker import CircuitBreaker
 from shared.client import ServiceClient
 from shared.discovery import SERVICES, UnknownServiceError
+from shared.retry import RetryPolicy
 from shared.settings import CommonSettings
+from shared.transport import HttpxTransport
 
 VARIABLES = {
     "market_data": "MARKET_DATA_URL",
@@ -55,11 +59,14 @@ async def test_empty_override_falls_back_to_default(monkeypatch: pytest.MonkeyPa
 async def test_a_client_without_a_url_asks_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """A ServiceClient given no base_url takes the one discovery path, the environment's URL."""
     monkeypatch.setenv("RISK_URL", "http://risk:8003/")
-    client = ServiceClient("risk_management")
-    try:
-        assert client.base_url == "http://risk:8003"
-    finally:
-        await client.aclose()
+    client = ServiceClient(
+        "risk_management",
+        transport=HttpxTransport(httpx.MockTransport(lambda request: httpx.Response(200))),
+        timeout=1.0,
+        retry=RetryPolicy(attempts=1, initial_backoff=0.1, max_backoff=0.1),
+        breaker=CircuitBreaker("risk_management", failure_threshold=1, recovery_timeout=1.0),
+    )
+    assert client.base_url == "http://risk:8003"
 
 
 async def test_unknown_service_is_an_error() -> None:

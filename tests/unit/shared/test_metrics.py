@@ -9,11 +9,13 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from shared.breaker import CircuitBreaker
-from shared.client import RetryPolicy, ServiceClient
+from shared.client import ServiceClient
 from shared.errors import CircuitOpenError, ServiceUnavailableError, UpstreamClientError
 from shared.metrics import AppMetrics
+from shared.retry import RetryPolicy
 from shared.settings import CommonSettings
 from shared.tracing import TRACE_HEADER
+from shared.transport import HttpxTransport
 from tests.support.metrics import Scraped, parse_metrics
 from tests.unit.shared.apps import app_with, client_of
 from tests.unit.shared.fakes import FakeClock
@@ -104,8 +106,9 @@ async def test_client_outcomes_and_breaker_state_are_exported() -> None:
     client = ServiceClient(
         "risk_management",
         base_url="http://risk",
-        transport=httpx.MockTransport(answer),
-        retry=RetryPolicy(max_attempts=1),
+        transport=HttpxTransport(httpx.MockTransport(answer)),
+        timeout=5.0,
+        retry=RetryPolicy(attempts=1, initial_backoff=0.1, max_backoff=0.1),
         breaker=CircuitBreaker("risk", failure_threshold=1, recovery_timeout=30, clock=clock),
         clock=clock,
     )
@@ -120,7 +123,6 @@ async def test_client_outcomes_and_breaker_state_are_exported() -> None:
     with pytest.raises(CircuitOpenError):
         await client.get_json("/refused")
     opened = parse_metrics(metrics.render().decode())
-    await client.aclose()
     assert closed.total("circuit_breaker_state", target="risk_management") == 0
     assert opened.total("circuit_breaker_state", target="risk_management") == 2
     target = {"target": "risk_management"}

@@ -1,94 +1,146 @@
-"""The retry rules: which failures retry, the backoff, and the two bounds (attempts, deadline)."""
+"""The one retry helper: what it retries (`on=`), its two bounds, the waits, Retry-After."""
 
 from __future__ import annotations
 
-import random
-
-import httpx
 import pytest
-from tenacity import AsyncRetrying, RetryCallState
 
-from shared.retry import AttemptError, RetryPolicy, transport_failure
+from shared.errors import ServiceUnavailableError
+from shared.retry import RetryOn, RetryPolicy, retry
 from tests.unit.shared.fakes import FakeClock, FakeSleep
 
-
-async def attempts(policy: RetryPolicy, failure: Exception, *, deadline: float = 1e9) -> int:
-    """How many attempts one call makes when every attempt fails with `failure`."""
-    clock = FakeClock(0.0)
-    made = 0
-
-    async def call() -> None:
-        nonlocal made
-        async for attempt in policy.retrying(deadline, clock, FakeSleep(clock)):
-            with attempt:
-                made += 1
-                raise failure
-
-    with pytest.raises(type(failure)):
-        await call()
-    return made
+POLICY = RetryPolicy(attempts=4, initial_backoff=0.1, max_backoff=0.5)
 
 
-def retryable(yes: bool) -> AttemptError:
-    return AttemptError("risk", "risk timed out: ReadTimeout", retryable=yes)
+class Script:
+    """An attempt that fails with the scripted errors, then answers; it records the
+    seconds left it was given at each attempt."""
+
+    def __init__(self, *errors: BaseException, clock: FakeClock) -> None:
+        self.errors = list(errors)
+        self.clock = clock
+        self.given: list[float] = []
+
+    async def __call__(self, seconds_left: float) -> str:
+        self.given.append(seconds_left)
+        if self.errors:
+            raise self.errors.pop(0)
+        return "answer"
 
 
-async def test_a_retryable_failure_is_tried_max_attempts_times() -> None:
-    """A retryable attempt error is tried again, up to max_attempts in all."""
-    assert await attempts(RetryPolicy(max_attempts=4), retryable(True)) == 4
+async def run(
+    script: Script,
+    *,
+    on: RetryOn = ServiceUnavailableError,
+    policy: RetryPolicy = POLICY,
+    timeout: float = 60.0,
+    jitter: float = 1.0,
+) -> tuple[str, list[float]]:
+    sleep = FakeSleep(script.clock)
+    answer = await retry(
+        script,
+        on=on,
+        policy=policy,
+        timeout=timeout,
+        clock=script.clock,
+        sleep=sleep,
+        jitter=lambda: jitter,
+    )
+    return answer, sleep.delays
 
 
-async def test_a_failure_not_safe_to_repeat_is_tried_once() -> None:
-    """A non-retryable attempt error, or any other exception, is not tried again."""
-    assert await attempts(RetryPolicy(max_attempts=4), retryable(False)) == 1
-    assert await attempts(RetryPolicy(max_attempts=4), ValueError("bug")) == 1
+def busy(retry_after: float | None = None) -> ServiceUnavailableError:
+    return ServiceUnavailableError("risk", "risk answered 503", retry_after=retry_after)
 
 
-async def test_no_attempt_starts_whose_backoff_would_end_at_or_past_the_deadline() -> None:
-    """Deadline 0.1 s and a 0.1 s backoff: the wait would end at the deadline, so no retry."""
-    policy = RetryPolicy(max_attempts=5, initial_backoff=0.1, max_backoff=1.0, jitter=0.0)
-    assert await attempts(policy, retryable(True), deadline=0.1) == 1
-    assert await attempts(policy, retryable(True), deadline=0.1001) == 2
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(0.0)
 
 
-async def test_without_backoff_only_the_attempts_bound() -> None:
-    """With no wait between attempts, a far deadline leaves max_attempts as the bound."""
-    policy = RetryPolicy(max_attempts=3, initial_backoff=0.0, max_backoff=0.0, jitter=0.0)
-    assert await attempts(policy, retryable(True), deadline=0.5) == 3
+async def test_an_on_failure_is_retried_until_an_answer(clock: FakeClock) -> None:
+    """Failures `on=` names are retried, with doubling waits, until the attempt answers."""
+    script = Script(busy(), busy(), clock=clock)
+    assert await run(script) == ("answer", [0.1, 0.2])
 
 
-def test_backoff_doubles_adds_jitter_on_top_and_is_capped() -> None:
-    """Attempt n waits initial x 2^(n-1) plus 0..jitter, never above max_backoff."""
-    policy = RetryPolicy(initial_backoff=0.1, max_backoff=0.5, jitter=0.05)
-    random.seed(7)
-    for attempt, base in [(1, 0.1), (2, 0.2), (3, 0.4)]:
-        waits = [policy.backoff(state_at(attempt)) for _ in range(50)]
-        assert all(base <= w <= min(base + 0.05, 0.5) for w in waits), (attempt, waits)
-        assert max(waits) > base  # the jitter is added, not subtracted
-    assert policy.backoff(state_at(6)) == 0.5
+async def test_only_the_on_failures_are_retried(clock: FakeClock) -> None:
+    """Any other exception ends the call at once, as it is."""
+    error = ValueError("a bug")
+    script = Script(error, clock=clock)
+    with pytest.raises(ValueError, match="a bug") as info:
+        await run(script)
+    assert info.value is error
+    assert len(script.given) == 1
 
 
-def state_at(attempt: int) -> RetryCallState:
-    """Tenacity's state of a call about to wait after `attempt` failed attempts."""
-    state = RetryCallState(AsyncRetrying(), None, (), {})
-    state.attempt_number = attempt
-    return state
+async def test_on_may_be_a_tuple_or_a_predicate(clock: FakeClock) -> None:
+    """`on=` takes exception types or a predicate deciding per failure."""
+    script = Script(KeyError("k"), busy(), clock=clock)
+    assert (await run(script, on=(KeyError, ServiceUnavailableError)))[0] == "answer"
+    refused = Script(busy(retry_after=None), clock=clock)
+    with pytest.raises(ServiceUnavailableError):
+        await run(refused, on=lambda error: getattr(error, "retry_after", None) is not None)
+    assert len(refused.given) == 1
 
 
-@pytest.mark.parametrize(
-    ("sent", "timed_out", "idempotent", "detail", "again"),
-    [
-        (False, False, False, "risk unreachable: ConnectError", True),  # never left
-        (True, True, False, "risk timed out: ConnectError", False),  # may have acted
-        (True, True, True, "risk timed out: ConnectError", True),  # safe to repeat
-        (True, False, False, "risk failed: ConnectError", False),
-        (True, False, True, "risk failed: ConnectError", True),
-    ],
-)
-def test_a_failure_without_an_answer_says_what_happened_and_if_it_may_repeat(
-    sent: bool, timed_out: bool, idempotent: bool, detail: str, again: bool
+async def test_attempts_are_bounded_and_the_last_failure_is_raised(clock: FakeClock) -> None:
+    """A target that keeps failing gets `attempts` tries; the last error comes out as it is."""
+    errors = [busy() for _ in range(10)]
+    script = Script(*errors, clock=clock)
+    with pytest.raises(ServiceUnavailableError) as info:
+        await run(script)
+    assert len(script.given) == 4
+    assert info.value is errors[3]
+
+
+async def test_no_wait_ends_at_or_past_the_deadline(clock: FakeClock) -> None:
+    """Timeout 0.1 s and a 0.1 s backoff: the wait would end at the deadline, so no retry."""
+    assert len(await attempts_within(0.1, clock)) == 1
+    assert len(await attempts_within(0.1001, FakeClock(0.0))) == 2
+
+
+async def attempts_within(timeout: float, clock: FakeClock) -> list[float]:
+    script = Script(*(busy() for _ in range(10)), clock=clock)
+    with pytest.raises(ServiceUnavailableError):
+        await run(script, timeout=timeout)
+    return script.given
+
+
+async def test_each_attempt_is_given_the_time_left(clock: FakeClock) -> None:
+    """The attempt gets the seconds left before the deadline, less after every wait."""
+    script = Script(busy(), busy(), clock=clock)
+    await run(script, timeout=2.0)
+    assert script.given == pytest.approx([2.0, 1.9, 1.7])
+
+
+async def test_retry_after_longer_than_the_backoff_is_waited(clock: FakeClock) -> None:
+    """A failure carrying `retry_after` waits that long when it is longer than the backoff,
+    the backoff when it is shorter."""
+    script = Script(busy(retry_after=3.0), busy(retry_after=0.01), clock=clock)
+    assert await run(script) == ("answer", [3.0, 0.2])
+
+
+async def test_retry_after_past_the_deadline_gives_up_at_once(clock: FakeClock) -> None:
+    """A Retry-After beyond the time budget is not waited: the failure (with its hint) is
+    raised after one attempt."""
+    script = Script(busy(retry_after=120.0), clock=clock)
+    with pytest.raises(ServiceUnavailableError) as info:
+        await run(script, timeout=4.5)
+    assert info.value.retry_after == 120.0
+    assert len(script.given) == 1
+    assert clock() == 0.0
+
+
+async def test_jitter_spreads_each_wait_between_half_and_all_of_the_backoff(
+    clock: FakeClock,
 ) -> None:
-    """Unreachable, timed out or failed, named with the service; retryable if safe."""
-    error = transport_failure("risk", httpx.ConnectError("x"), sent, timed_out, idempotent)
-    assert (error.service, error.detail, error.retryable) == ("risk", detail, again)
-    assert error.status == 503
+    """The injected jitter in [0, 1] takes half the backoff plus that share of the rest."""
+    script = Script(busy(), busy(), busy(), clock=clock)
+    assert (await run(script, jitter=0.0))[1] == pytest.approx([0.05, 0.1, 0.2])
+    script = Script(busy(), clock=FakeClock(0.0))
+    assert (await run(script, jitter=0.5))[1] == pytest.approx([0.075])
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    """Attempt n waits at most initial x 2^(n-1), never more than max_backoff."""
+    assert [POLICY.backoff(n, 1.0) for n in (1, 2, 3, 4, 9)] == [0.1, 0.2, 0.4, 0.5, 0.5]

@@ -10,13 +10,13 @@ import pytest
 from market_data_gateway.app import create_app
 from market_data_gateway.config import Settings
 
-from shared.client import RetryPolicy, ServiceClient
+from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
-from shared.market.coinbase import CoinbaseSource
+from shared.market.coinbase import CoinbaseOptions, CoinbaseSource
 from shared.market.models import CandleSeries, Product, Quote
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import UnknownSymbolError
-from shared.transport import make_http_client
+from shared.transport import HttpxTransport, opened
 from tests.support import keys
 from tests.support.asgi import lifespan_app
 from tests.support.fake_coinbase import FakeCoinbase
@@ -69,25 +69,19 @@ async def gateway(coinbase: ThreadServer) -> AsyncIterator[ServiceClient]:
     )
     app = create_app(settings, clock=lambda: NOW, sleep=no_sleep)
     async with lifespan_app(app) as served:
-        client = ServiceClient(
-            "market_data",
-            base_url="http://gateway",
-            transport=httpx.ASGITransport(app=served),
-            api_key=keys.SERVICE_KEY,
+        transport = HttpxTransport(httpx.ASGITransport(app=served))
+        settings = Settings(market_data_url="http://gateway", service_key=keys.SERVICE_KEY)
+        yield ServiceClient.from_settings(
+            "market_data", settings, transport=transport, sleep=no_sleep
         )
-        yield client
-        await client.aclose()
 
 
 @pytest.fixture
-def gateway_down() -> ServiceClient:
+async def gateway_down() -> AsyncIterator[ServiceClient]:
     """A ServiceClient whose gateway is a closed port."""
-    return ServiceClient(
-        "market_data",
-        base_url=f"http://127.0.0.1:{free_port()}",
-        retry=RetryPolicy(max_attempts=2),
-        sleep=no_sleep,
-    )
+    settings = Settings(market_data_url=f"http://127.0.0.1:{free_port()}", retry_max_attempts=2)
+    async with opened(None) as pool:
+        yield ServiceClient.from_settings("market_data", settings, transport=pool, sleep=no_sleep)
 
 
 async def test_reads_through_the_gateway(
@@ -99,10 +93,10 @@ async def test_reads_through_the_gateway(
     series = await client.candles("BTC-USD", 300, 12)
     assert (quote.via, quote.source) == ("gateway", "coinbase")
     assert quote.price == pytest.approx(fake.price_at("BTC-USD", NOW))
-    async with make_http_client() as http:
-        direct = await CoinbaseSource(http, base_url=coinbase.url, clock=lambda: NOW).candles(
-            "BTC-USD", 300, 12
-        )
+    options = CoinbaseOptions.from_settings(Settings())
+    async with opened(None) as pool:
+        source = CoinbaseSource(pool, base_url=coinbase.url, options=options, clock=lambda: NOW)
+        direct = await source.candles("BTC-USD", 300, 12)
     assert series.via == "gateway"
     assert series.candles == direct.candles
 
@@ -116,7 +110,6 @@ async def test_gateway_down_uses_the_direct_source(gateway_down: ServiceClient) 
     assert (quote.via, quote.source) == ("direct", "simulated")
     assert series.via == "direct"
     assert series.candles == (await direct.candles("ETH-USD", 60, 30)).candles
-    await gateway_down.aclose()
 
 
 async def test_gateway_503_uses_the_direct_source(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
@@ -14,12 +15,14 @@ from shared.market.coinbase import CoinbaseOptions, CoinbaseSource
 from shared.market.coinbase_format import parse_rfc3339
 from shared.market.models import GRANULARITIES
 from shared.market.source import MarketUnavailableError, UnknownSymbolError
-from shared.transport import make_http_client
+from shared.settings import MarketSettings
+from shared.transport import USER_AGENT, AiohttpTransport, HttpxTransport, Transport
 from tests.support.fake_coinbase import FakeCoinbase
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
 
 NOW = 1_700_000_010.5  # 30.5 s into the minute that opened at 1_699_999_980
 FORMING = 1_699_999_980
+OPTIONS = CoinbaseOptions.from_settings(MarketSettings())  # the documented defaults
 
 
 class Sleeps:
@@ -44,10 +47,10 @@ def server(fake: FakeCoinbase) -> Iterator[ThreadServer]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    client = make_http_client()
-    yield client
-    await client.aclose()
+async def http() -> AsyncIterator[Transport]:
+    pool = AiohttpTransport()
+    yield pool
+    await pool.aclose()
 
 
 @pytest.fixture
@@ -56,9 +59,14 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def source(server: ThreadServer, http: httpx.AsyncClient, sleeps: Sleeps) -> CoinbaseSource:
+def source(server: ThreadServer, http: Transport, sleeps: Sleeps) -> CoinbaseSource:
     return CoinbaseSource(
-        http, base_url=server.url, clock=lambda: NOW, sleep=sleeps, jitter=lambda: 1.0
+        http,
+        base_url=server.url,
+        options=OPTIONS,
+        clock=lambda: NOW,
+        sleep=sleeps,
+        jitter=lambda: 1.0,
     )
 
 
@@ -141,8 +149,8 @@ async def test_persistent_5xx_is_market_unavailable(
     with pytest.raises(MarketUnavailableError) as caught:
         await source.price("BTC-USD")
     assert caught.value.status == 503
-    assert fake.count() == CoinbaseOptions().max_attempts
-    assert len(sleeps.delays) == CoinbaseOptions().max_attempts - 1
+    assert fake.count() == OPTIONS.retry.attempts
+    assert len(sleeps.delays) == OPTIONS.retry.attempts - 1
     assert source.last_error is not None
     assert caught.value.headers["Retry-After"].isdigit()  # a 503 always says when to retry
 
@@ -160,10 +168,10 @@ async def test_long_retry_after_gives_up_at_once(
 
 
 async def test_a_flood_is_refused_rather_than_queued(
-    fake: FakeCoinbase, server: ThreadServer, http: httpx.AsyncClient, sleeps: Sleeps
+    fake: FakeCoinbase, server: ThreadServer, http: Transport, sleeps: Sleeps
 ) -> None:
     """Beyond what the rate allows within the time budget, requests fail fast with 503."""
-    options = CoinbaseOptions(rate_per_second=1, burst=2, total_timeout=1.5)
+    options = dataclasses.replace(OPTIONS, rate_per_second=1, burst=2, total_timeout=1.5)
     source = CoinbaseSource(
         http, base_url=server.url, options=options, monotonic=lambda: 0.0, sleep=sleeps
     )
@@ -177,14 +185,13 @@ async def test_a_flood_is_refused_rather_than_queued(
     assert sleeps.delays == [1.0]
 
 
-async def test_unreachable_exchange_is_market_unavailable(
-    http: httpx.AsyncClient, sleeps: Sleeps
-) -> None:
+async def test_unreachable_exchange_is_market_unavailable(http: Transport, sleeps: Sleeps) -> None:
     """A closed port is an outage: MarketUnavailableError after bounded attempts."""
-    source = CoinbaseSource(http, base_url=f"http://127.0.0.1:{free_port()}", sleep=sleeps)
+    url = f"http://127.0.0.1:{free_port()}"
+    source = CoinbaseSource(http, base_url=url, options=OPTIONS, sleep=sleeps)
     with pytest.raises(MarketUnavailableError, match="unreachable") as caught:
         await source.candles("BTC-USD", 60, 5)
-    assert len(sleeps.delays) == CoinbaseOptions().max_attempts - 1
+    assert len(sleeps.delays) == OPTIONS.retry.attempts - 1
     assert int(caught.value.headers["Retry-After"]) >= 1
 
 
@@ -193,7 +200,7 @@ async def test_user_agent_on_every_request(fake: FakeCoinbase, source: CoinbaseS
     await source.price("BTC-USD")
     await source.candles("BTC-USD", 60, 3)
     assert await source.probe(1.0) is None
-    assert [c.user_agent for c in fake.calls] == [CoinbaseOptions().user_agent] * 3
+    assert [c.user_agent for c in fake.calls] == [USER_AGENT] * 3
 
 
 async def test_ticker_strings_and_nanosecond_time(
@@ -204,6 +211,28 @@ async def test_ticker_strings_and_nanosecond_time(
     assert quote.price == pytest.approx(fake.price_at("ETH-USD", NOW), rel=1e-9)
     assert quote.time == datetime.fromtimestamp(NOW, UTC)
     assert quote.source == "coinbase"
+
+
+async def test_the_source_runs_on_the_in_process_transport_too(
+    fake: FakeCoinbase, sleeps: Sleeps
+) -> None:
+    """Over `HttpxTransport` (the fake served in process) the same retries, Retry-After
+    included, and the same answers: the source only knows the transport seam."""
+    transport = HttpxTransport(httpx.ASGITransport(app=fake.app))
+    source = CoinbaseSource(
+        transport,
+        base_url="http://coinbase",
+        options=OPTIONS,
+        clock=lambda: NOW,
+        sleep=sleeps,
+        jitter=lambda: 1.0,
+    )
+    fake.fail_next(429, times=1, retry_after=2)
+    fake.fail_next(503, times=1)
+    series = await source.candles("BTC-USD", 60, 3)
+    assert len(series.candles) == 3
+    assert sleeps.delays == [2.0, 0.5]
+    assert [c.user_agent for c in fake.calls] == [USER_AGENT] * 3
 
 
 @pytest.mark.parametrize(
@@ -226,12 +255,12 @@ def test_parse_rfc3339_rejects_garbage() -> None:
         parse_rfc3339("yesterday")
 
 
-async def test_probe_reports_what_failed(http: httpx.AsyncClient) -> None:
+async def test_probe_reports_what_failed(http: Transport) -> None:
     """The probe answers None when Coinbase answers, else a short reason."""
-    source = CoinbaseSource(http, base_url=f"http://127.0.0.1:{free_port()}")
+    source = CoinbaseSource(http, base_url=f"http://127.0.0.1:{free_port()}", options=OPTIONS)
     reason = await source.probe(0.5)
     assert reason is not None
-    assert reason.startswith("Connect")
+    assert reason.startswith("ClientConnectorError")
     assert reason.endswith(f"from {source.base_url}")
 
 

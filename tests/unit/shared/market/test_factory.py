@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
-from shared.market.coinbase import CoinbaseOptions, CoinbaseSource
+from shared.market.coinbase import CoinbaseSource
 from shared.market.factory import choose_source
 from shared.market.simulated import SimulatedMarket
 from shared.market.source import MarketUnavailableError
 from shared.settings import MarketSettings
-from shared.transport import make_http_client
+from shared.transport import Transport, opened
 from tests.support.fake_coinbase import FakeCoinbase
 from tests.support.servers import ThreadServer, free_port, serve_in_thread
 
@@ -30,10 +29,9 @@ def server(fake: FakeCoinbase) -> Iterator[ThreadServer]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    client = make_http_client()
-    yield client
-    await client.aclose()
+async def http() -> AsyncIterator[Transport]:
+    async with opened(None) as pool:
+        yield pool
 
 
 def settings(source: str, url: str) -> MarketSettings:
@@ -46,7 +44,7 @@ def settings(source: str, url: str) -> MarketSettings:
 
 
 async def test_auto_with_coinbase_unreachable_falls_back_loudly(
-    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    http: Transport, caplog: pytest.LogCaptureFixture
 ) -> None:
     """auto + nothing at COINBASE_API_URL → the simulator, a WARNING, and the reason kept."""
     url = f"http://127.0.0.1:{free_port()}"
@@ -66,7 +64,7 @@ async def test_auto_with_coinbase_unreachable_falls_back_loudly(
 
 
 async def test_a_fallen_back_source_is_healthy_with_the_reason_in_its_detail(
-    http: httpx.AsyncClient,
+    http: Transport,
 ) -> None:
     """The start-up fallback is a decision, not a fault: healthy, `fell_back` in the detail."""
     choice = await choose_source(settings("auto", f"http://127.0.0.1:{free_port()}"), http)
@@ -77,7 +75,7 @@ async def test_a_fallen_back_source_is_healthy_with_the_reason_in_its_detail(
 
 
 async def test_a_failing_direct_coinbase_is_degraded_until_it_answers(
-    http: httpx.AsyncClient, server: ThreadServer, fake: FakeCoinbase
+    http: Transport, server: ThreadServer, fake: FakeCoinbase
 ) -> None:
     """Services reading Coinbase directly report its outage in /health, then its recovery."""
 
@@ -86,7 +84,7 @@ async def test_a_failing_direct_coinbase_is_degraded_until_it_answers(
 
     choice = await choose_source(settings("coinbase", server.url), http, sleep=no_wait)
     assert (await choice.check()).status == "healthy"
-    fake.fail_next(503, times=CoinbaseOptions().max_attempts)
+    fake.fail_next(503, times=MarketSettings().coinbase_max_attempts)
     with pytest.raises(MarketUnavailableError):
         await choice.source.price("BTC-USD")
     result = await choice.check()
@@ -97,7 +95,7 @@ async def test_a_failing_direct_coinbase_is_degraded_until_it_answers(
 
 
 async def test_auto_with_coinbase_failing_falls_back(
-    http: httpx.AsyncClient, server: ThreadServer, fake: FakeCoinbase
+    http: Transport, server: ThreadServer, fake: FakeCoinbase
 ) -> None:
     """A probe answered with 5xx is as good as no answer: fall back."""
     fake.fail_next(503)
@@ -108,7 +106,7 @@ async def test_auto_with_coinbase_failing_falls_back(
 
 
 async def test_auto_with_coinbase_answering_uses_it(
-    http: httpx.AsyncClient, server: ThreadServer, fake: FakeCoinbase
+    http: Transport, server: ThreadServer, fake: FakeCoinbase
 ) -> None:
     """auto + a reachable Coinbase → coinbase, after exactly one probe request."""
     source = (await choose_source(settings("auto", server.url), http)).source
@@ -117,7 +115,7 @@ async def test_auto_with_coinbase_answering_uses_it(
 
 
 async def test_explicit_sources_are_never_probed(
-    http: httpx.AsyncClient, server: ThreadServer, fake: FakeCoinbase
+    http: Transport, server: ThreadServer, fake: FakeCoinbase
 ) -> None:
     """coinbase and simulated are taken as asked, without a network call."""
     unreachable = f"http://127.0.0.1:{free_port()}"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.market.throttle import TokenBucket, parse_retry_after
+from shared.market.throttle import TokenBucket
 
 
 class Time:
@@ -73,20 +73,3 @@ def test_bucket_rejects_nonsense() -> None:
     """A zero rate or an empty bucket is a configuration error."""
     with pytest.raises(ValueError, match="rate"):
         TokenBucket(0, 1)
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("3", 3.0),
-        ("0.5", 0.5),
-        ("-2", 0.0),
-        ("Tue, 14 Nov 2023 22:13:40 GMT", 10.0),
-        ("soon", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_parse_retry_after(header: str | None, expected: float | None) -> None:
-    """Delta-seconds and HTTP dates are understood; garbage is ignored."""
-    assert parse_retry_after(header, now=1_700_000_010.0) == expected

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
+import pytest
+
 from shared.market.simulated import SimulatedMarket
+from shared.market.source import UnknownSymbolError
 from shared.market.wiring import open_market
 from shared.settings import MarketSettings
+from shared.transport import AiohttpTransport, HttpxTransport
 from tests.support.servers import free_port
 
 
@@ -25,7 +30,32 @@ async def test_injected_source_is_used_reported_and_closed() -> None:
         assert quote.via == "direct"
         assert wiring.client("risk_management", settings).base_url == settings.risk_url
     assert source.closed == 1
-    assert wiring.http.is_closed
+    assert isinstance(wiring.transport, AiohttpTransport)
+    assert wiring.transport.closed  # the pool open_market made is closed with it
+
+
+async def test_an_injected_transport_is_used_and_left_open() -> None:
+    """An injected transport carries the gateway calls and stays its owner's to close."""
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(404, json={"detail": "no such product"})
+
+    class Kept(HttpxTransport):
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    transport = Kept(httpx.MockTransport(answer))
+    settings = MarketSettings(market_data_url="http://gateway", market_data_source="simulated")
+    async with open_market(settings, transport=transport) as wiring:
+        assert wiring.transport is transport
+        with pytest.raises(UnknownSymbolError):
+            await wiring.market.price("NOPE-USD")
+    assert calls == ["/api/v1/price/NOPE-USD"]
+    assert not transport.closed
 
 
 async def test_configured_source_is_chosen_from_settings() -> None:
