@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query
 from market_data_gateway.deps import MarketDep
 from market_data_gateway.schemas import (
     PROBLEMS,
-    CandleWidth,
     OHLCVManyOut,
     OHLCVOut,
     PriceOut,
@@ -22,15 +21,16 @@ from market_data_gateway.schemas import (
 from shared.auth import ReaderDep
 from shared.bodies import JsonRoute
 from shared.errors import InvalidRequestError
-from shared.market.models import MAX_CANDLES, SYMBOL_PATTERN, SymbolPath
+from shared.market.models import (
+    MAX_CANDLES,
+    SYMBOL_PATTERN,
+    Granularity,
+    GranularityQuery,
+    SymbolPath,
+)
 from shared.responses import JSONBytes
 
 router = APIRouter(prefix="/api/v1", tags=["market data"], route_class=JsonRoute)
-
-
-GranularityQuery = Annotated[
-    CandleWidth, Query(description="Candle width in seconds (Coinbase's widths)")
-]
 
 
 @router.get("/price/{symbol}", response_model=PriceOut, responses=PROBLEMS)
@@ -99,7 +99,7 @@ async def ohlcv_many(
     market: MarketDep,
     caller: ReaderDep,
     periods: PeriodsQuery = 60,
-    granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
+    granularity: GranularityQuery = Granularity.ONE_MINUTE,
 ) -> JSONBytes:
     """Several symbols' last `periods` closed candles, each cached like the single read."""
     return JSONBytes(await market.ohlcv_many(parse_symbols(symbols), int(granularity), periods))
@@ -111,7 +111,7 @@ async def ohlcv(
     market: MarketDep,
     caller: ReaderDep,
     periods: PeriodsQuery = 60,
-    granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
+    granularity: GranularityQuery = Granularity.ONE_MINUTE,
 ) -> JSONBytes:
     """The last `periods` closed candles, oldest first; gaps (no trades) are not filled in."""
     return JSONBytes(await market.ohlcv(symbol, int(granularity), periods))
@@ -130,7 +130,7 @@ async def true_regime(
     symbol: SymbolPath,
     market: MarketDep,
     caller: ReaderDep,
-    granularity: GranularityQuery = CandleWidth.ONE_MINUTE,
+    granularity: GranularityQuery = Granularity.ONE_MINUTE,
     at: Annotated[
         str | None,
         Query(

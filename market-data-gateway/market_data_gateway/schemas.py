@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import IntEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.market.models import SourceName
-
-
-class CandleWidth(IntEnum):
-    """Coinbase's candle widths, in seconds."""
-
-    ONE_MINUTE = 60
-    FIVE_MINUTES = 300
-    FIFTEEN_MINUTES = 900
-    ONE_HOUR = 3600
-    SIX_HOURS = 21600
-    ONE_DAY = 86400
+from shared.market.models import Granularity, Regime, SourceName
 
 
 class PriceOut(BaseModel):
@@ -110,7 +98,7 @@ class OHLCVOut(BaseModel):
     """Closed candles, oldest first; an interval without trades has no candle (a gap)."""
 
     symbol: str = Field(examples=["BTC-USD"])
-    granularity: int = Field(description="Candle width in seconds", examples=[60])
+    granularity: Granularity
     source: SourceName = Field(examples=["coinbase"])
     data: list[CandleOut]
 
@@ -140,10 +128,10 @@ class RegimeOut(BaseModel):
     )
 
     symbol: str
-    granularity: int
+    granularity: Granularity
     at: datetime = Field(description="The instant asked about")
     candle_open: datetime = Field(description="Open time of the candle containing `at`")
-    regime: Literal["TRENDING", "CHOPPY", "VOLATILE"]
+    regime: Regime = Field(description="The simulator's truth: never UNKNOWN")
 
 
 def problem(description: str) -> dict[str, Any]:

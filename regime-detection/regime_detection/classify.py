@@ -25,16 +25,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
 
 import numpy as np
 
 from regime_detection import indicators
 from regime_detection.config import Settings
 from regime_detection.indicators import FloatArray
+from shared.market.models import Regime
 
-Regime = Literal["TRENDING", "CHOPPY", "VOLATILE", "UNKNOWN"]
-CALLS: tuple[Regime, Regime, Regime] = ("TRENDING", "CHOPPY", "VOLATILE")
+CALLS = (Regime.TRENDING, Regime.CHOPPY, Regime.VOLATILE)  # by code in `raw_calls`
 SECONDS_PER_YEAR = 365 * 24 * 3600  # crypto trades every day of the year
 
 
@@ -174,11 +173,11 @@ def confidence(regime: Regime, ind: Indicators, th: Thresholds) -> float:
     """How far the figures sit past the thresholds that make `regime` (0 if they don't)."""
     ratio = np.nan if ind.true_range_ratio is None else ind.true_range_ratio
     storm = float(_storm(np.array([ind.fast_volatility_annualized]), np.array([ratio]), th)[0])
-    if regime == "VOLATILE":
+    if regime is Regime.VOLATILE:
         return _margin(storm - 1.0, th.volatility_span)
     calm = _margin(1.0 - storm, th.volatility_span)
     above = ind.efficiency_ratio - th.efficiency
-    return min(calm, _margin(above if regime == "TRENDING" else -above, th.efficiency_span))
+    return min(calm, _margin(above if regime is Regime.TRENDING else -above, th.efficiency_span))
 
 
 def decide(ind: Indicators, th: Thresholds) -> Reading:
@@ -206,7 +205,7 @@ def assess(
     used = min(periods, close.size)
     if used < th.min_candles():
         reason = f"{used} candles in the window; the indicators need at least {th.min_candles()}"
-        return Reading("UNKNOWN", 0.0, None, reason)
+        return Reading(Regime.UNKNOWN, 0.0, None, reason)
     regime, figures = follow(high, low, close, granularity=granularity, th=th)
     window = slice(close.size - used, close.size)
     h, lo, c = high[window], low[window], close[window]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator
 
 from regime_detection.config import MIN_WINDOW
 from regime_detection.deps import RegimesDep
@@ -13,26 +12,18 @@ from regime_detection.schemas import AppliedThresholds, IndicatorValues, RegimeR
 from regime_detection.service import Assessment, RegimeService
 from shared.auth import ReaderDep
 from shared.bodies import JsonRoute
-from shared.market.models import GRANULARITIES, MAX_CANDLES, SymbolPath, utc_iso
+from shared.market.models import (
+    MAX_CANDLES,
+    Granularity,
+    GranularityQuery,
+    SymbolPath,
+    utc_iso,
+)
 from shared.responses import JSONBytes
 
 router = APIRouter(prefix="/api/v1", tags=["regime"], route_class=JsonRoute)
 
 
-def _known_width(seconds: int) -> int:
-    if seconds not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {', '.join(map(str, GRANULARITIES))}")
-    return seconds
-
-
-GranularityQuery = Annotated[
-    int,
-    Query(
-        description="Candle width in seconds (Coinbase's widths)",
-        json_schema_extra={"enum": list(GRANULARITIES)},
-    ),
-    AfterValidator(_known_width),
-]
 PeriodsQuery = Annotated[
     int | None,
     Query(
@@ -54,11 +45,11 @@ async def regime(
     symbol: SymbolPath,
     regimes: RegimesDep,
     caller: ReaderDep,
-    granularity: GranularityQuery = 60,
+    granularity: GranularityQuery = Granularity.ONE_MINUTE,
     periods: PeriodsQuery = None,
 ) -> JSONBytes:
     """TRENDING, CHOPPY, VOLATILE or UNKNOWN, from short-horizon volatility and efficiency."""
-    answer = await regimes.assess(symbol, granularity, periods)
+    answer = await regimes.assess(symbol, int(granularity), periods)
     # The JSON FastAPI would make from `RegimeResponse`, built once per cached answer.
     body = regimes.rendered(answer, lambda a: to_json(a, regimes))
     return JSONBytes(body)

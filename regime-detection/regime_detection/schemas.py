@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.market.models import SourceName, Via
+from shared.market.models import Granularity, Regime, SourceName, Via
 
 
 class IndicatorValues(BaseModel):
@@ -88,12 +86,12 @@ class RegimeResponse(BaseModel):
     )
 
     symbol: str
-    regime: Literal["TRENDING", "CHOPPY", "VOLATILE", "UNKNOWN"]
+    regime: Regime
     confidence: float = Field(ge=0, le=1, description="0 at the deciding thresholds, up to 1")
     indicators: IndicatorValues
     timestamp: str = Field(description="When this answer was computed (UTC)")
     as_of: str | None = Field(description="Close time of the newest candle used (UTC)")
-    granularity: int = Field(description="Candle width in seconds")
+    granularity: Granularity
     periods: int = Field(description="Candles asked for in the indicator window")
     candles: int = Field(description="Candles actually in the window (gaps are not filled)")
     baseline_candles: int = Field(description="Candles in the lookback (typical true range)")

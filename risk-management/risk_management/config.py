@@ -6,8 +6,8 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from risk_management.limits import Limits, Regime
-from shared.market.models import Granularity
+from risk_management.limits import Limits
+from shared.market.models import Granularity, Regime
 from shared.settings import MarketSettings
 
 
@@ -33,7 +33,7 @@ class Settings(MarketSettings):
 
     # Volatility: the regime service's per-candle volatility at this granularity, or the
     # same computed from this many candles when it is down; both scaled to one day.
-    volatility_granularity: Granularity = 60
+    volatility_granularity: Granularity = Granularity.ONE_MINUTE
     volatility_periods: int = Field(default=100, ge=3, le=300)
     # Used when no candles can be had at all (said in `reason`): deliberately high.
     default_daily_volatility: float = Field(default=0.10, gt=0, le=1)

@@ -14,11 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from risk_management.limits import Regime
 from shared.client import ServiceClient
 from shared.errors import DomainError
 from shared.market.client import MarketDataClient
-from shared.market.models import CandleSeries, Quote
+from shared.market.models import CandleSeries, Quote, Regime
 from shared.var import candle_volatility, daily_volatility
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,16 @@ async def read_regime(client: ServiceClient, symbol: str, granularity: int) -> R
     sigma = None
     if per_candle is not None and math.isfinite(per_candle) and per_candle >= 0:
         sigma = daily_volatility(per_candle, answer.granularity or granularity)
-    return RegimeReading(Regime.parse(answer.regime), answer.confidence, sigma)
+    return RegimeReading(_regime_named(answer.regime), answer.confidence, sigma)
+
+
+def _regime_named(label: str) -> Regime:
+    """The regime a label names, in any case; anything unrecognised is UNKNOWN (most
+    conservative), so an odd answer never sizes as a known regime."""
+    try:
+        return Regime(label.upper())
+    except ValueError:
+        return Regime.UNKNOWN
 
 
 async def read_volatilities(

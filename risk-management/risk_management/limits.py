@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.market.models import Regime
+
 Side = Literal["buy", "sell"]
-
-
-class Regime(enum.StrEnum):
-    TRENDING = "TRENDING"
-    CHOPPY = "CHOPPY"
-    VOLATILE = "VOLATILE"
-    UNKNOWN = "UNKNOWN"
-
-    @classmethod
-    def parse(cls, label: object) -> Regime:
-        """The regime a label names; anything unrecognised is UNKNOWN (most conservative)."""
-        try:
-            return cls(str(label).upper())
-        except ValueError:
-            return cls.UNKNOWN
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.market.models import UsdSymbol
+from shared.market.models import Regime, UsdSymbol
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 # Bounds keep every product of price, quantity and volatility finite (1e308 overflowed the
@@ -115,7 +115,7 @@ class ApproveTradeResponse(BaseModel):
         "minimum_order, no_price or unpriced_holding"
     )
     risk_metrics: RiskMetrics | None = Field(description="Absent when the trade was not priced")
-    regime: str
+    regime: Regime
     regime_confidence: float | None
     price: float | None
     price_source: str | None

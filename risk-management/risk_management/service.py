@@ -21,12 +21,13 @@ from risk_management.inputs import (
     read_regime,
     read_volatilities,
 )
-from risk_management.limits import Holding, Portfolio, Regime, TradeRequest
+from risk_management.limits import Holding, Portfolio, TradeRequest
 from risk_management.responses import priced_response, refused_response
 from risk_management.schemas import ApproveTradeRequest, ApproveTradeResponse
 from risk_management.sizing import Constraint, no_price, size_trade
 from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
+from shared.market.models import Regime
 
 
 class RiskService:

@@ -22,8 +22,9 @@ import enum
 import math
 from dataclasses import dataclass
 
-from risk_management.limits import Limits, Portfolio, Regime, TradeRequest
+from risk_management.limits import Limits, Portfolio, TradeRequest
 from shared.limits import buy_room
+from shared.market.models import Regime
 from shared.var import portfolio_var, z_score
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
 from typing import Annotated, Literal
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import AfterValidator, StringConstraints
 
 # Coinbase product ids: BASE-QUOTE, upper case (BTC-USD, ETH-BTC, USDT-USD, 1INCH-USD).
@@ -33,10 +34,33 @@ SymbolPath = Annotated[
     ),
 ]
 
-# Coinbase's candle widths in seconds.
-GRANULARITIES: tuple[int, ...] = (60, 300, 900, 3600, 21600, 86400)
-Granularity = Literal[60, 300, 900, 3600, 21600, 86400]
+
+class Granularity(IntEnum):
+    """A candle width in seconds, one of Coinbase's."""
+
+    ONE_MINUTE = 60
+    FIVE_MINUTES = 300
+    FIFTEEN_MINUTES = 900
+    ONE_HOUR = 3600
+    SIX_HOURS = 21600
+    ONE_DAY = 86400
+
+
+GRANULARITIES: tuple[int, ...] = tuple(int(g) for g in Granularity)
+GranularityQuery = Annotated[
+    Granularity, Query(description="Candle width in seconds (Coinbase's widths)")
+]
 MAX_CANDLES = 300
+
+
+class Regime(StrEnum):
+    """A market regime, as Regime Detection calls it and Risk sizes by."""
+
+    TRENDING = "TRENDING"
+    CHOPPY = "CHOPPY"
+    VOLATILE = "VOLATILE"
+    UNKNOWN = "UNKNOWN"  # too few candles to tell, or no answer at all
+
 
 SourceName = Literal["coinbase", "simulated"]
 # How a reader got the data: through the gateway, or from the source itself (fallback).

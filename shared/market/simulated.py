@@ -20,10 +20,8 @@ from typing import Any, Literal
 import numpy as np
 
 from shared.market import simulation_paths as paths
-from shared.market.models import SYMBOL_PATTERN, Candle, CandleSeries, Product, Quote
+from shared.market.models import SYMBOL_PATTERN, Candle, CandleSeries, Product, Quote, Regime
 from shared.market.source import UnknownSymbolError
-
-Regime = Literal["TRENDING", "CHOPPY", "VOLATILE"]
 
 # Rough dollar prices and annual volatilities of well-known assets.
 _USD_PRICES = {
@@ -88,12 +86,12 @@ class SimulatedMarket:
         """The true regime of the candle of `symbol` containing epoch second `t`."""
         index = math.floor(t / granularity)
         regime = self._rows(symbol, granularity, index, index + 1).regime
-        return paths.REGIMES[int(regime[0])]  # type: ignore[return-value]
+        return paths.REGIMES[int(regime[0])]
 
     def regimes(self, symbol: str, granularity: int, first: int, stop: int) -> list[Regime]:
         """The true regimes of candle indexes `first` to `stop` (exclusive), for scoring."""
         codes = self._rows(symbol, granularity, first, stop).regime
-        return [paths.REGIMES[int(code)] for code in codes]  # type: ignore[misc]
+        return [paths.REGIMES[int(code)] for code in codes]
 
     async def products(self) -> list[Product]:
         """The fixed list `SIMULATED_PRODUCTS`, all listed."""

@@ -27,12 +27,14 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from shared.market.models import Regime
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int8]
 
 BLOCK = 720
 MIN_STRETCH = 120
-REGIMES = ("TRENDING", "CHOPPY", "VOLATILE")
+REGIMES = (Regime.TRENDING, Regime.CHOPPY, Regime.VOLATILE)  # by code
 TRENDING, CHOPPY, VOLATILE = 0, 1, 2
 SECONDS_PER_YEAR = 365 * 24 * 3600
 

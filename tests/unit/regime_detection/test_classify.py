@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from regime_detection.classify import (
     Indicators,
-    Regime,
     Thresholds,
     assess,
     decide,
@@ -20,6 +19,7 @@ from regime_detection.classify import (
 )
 from regime_detection.config import Settings
 
+from shared.market.models import Regime
 from shared.market.simulated import SimulatedMarket
 
 TH = Thresholds.from_settings(Settings())
@@ -90,7 +90,7 @@ def test_near_volatile_calls_are_less_confident() -> None:
 )
 def test_the_answer_moves_only_after_confirm_candles_in_a_row(calls: str, answer: str) -> None:
     """Hysteresis: a new regime takes over once 3 consecutive candles call it."""
-    names: dict[str, Regime] = {"T": "TRENDING", "C": "CHOPPY", "V": "VOLATILE"}
+    names = {"T": Regime.TRENDING, "C": Regime.CHOPPY, "V": Regime.VOLATILE}
     assert settle([names[c] for c in calls], 3) == answer
     assert settle([names[c] for c in calls], 1) == names[calls[-1]]
 

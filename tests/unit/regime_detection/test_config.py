@@ -8,9 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from regime_detection.app import create_app
-from regime_detection.classify import Indicators, Regime, Thresholds, assess, decide, settle
+from regime_detection.classify import Indicators, Thresholds, assess, decide, settle
 from regime_detection.config import Settings
 
+from shared.market.models import Regime
 from tests.support.servers import free_port
 from tests.unit.regime_detection.test_app import CLOSED, FakeSource, _client
 
@@ -119,8 +120,8 @@ def test_a_replay_shorter_than_a_confirmation_is_refused() -> None:
 
 def test_configured_confirmation_changes_the_answer() -> None:
     """CONFIRM_CANDLES=1 follows the newest candle; the shipped 3 holds through two."""
-    trend: list[Regime] = ["TRENDING"] * 8
-    chop: list[Regime] = ["CHOPPY"] * 2
+    trend = [Regime.TRENDING] * 8
+    chop = [Regime.CHOPPY] * 2
     calls = trend + chop
     assert settle(calls, shipped().confirm) == "TRENDING"
     assert settle(calls, Thresholds.from_settings(Settings(confirm_candles=1)).confirm) == "CHOPPY"

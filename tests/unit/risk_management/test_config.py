@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 from risk_management.config import Settings
-from risk_management.limits import Holding, Limits, Portfolio, Regime, TradeRequest
+from risk_management.limits import Holding, Limits, Portfolio, TradeRequest
 from risk_management.sizing import Constraint, size_trade
+
+from shared.market.models import Regime
 
 
 def test_the_shipped_limits() -> None:

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from risk_management.config import Settings
-from risk_management.limits import Holding, Limits, Portfolio, Regime, Side, TradeRequest
+from risk_management.limits import Holding, Limits, Portfolio, Side, TradeRequest
 from risk_management.sizing import Constraint, size_trade
+
+from shared.market.models import Regime
 
 Z95 = 1.6448536269514722
 BTC = "BTC-USD"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from risk_management.config import Settings
-from risk_management.limits import Holding, Limits, Portfolio, Regime, TradeRequest
+from risk_management.limits import Holding, Limits, Portfolio, TradeRequest
 from risk_management.sizing import size_trade
 
+from shared.market.models import Regime
 from shared.var import portfolio_var, z_score
 
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"]
