@@ -66,7 +66,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="comma list of: bare,real,unobserved,postgres,stampede "
         "(unobserved: the trade path again with OBSERVABILITY=false, needs real)",
     )
-    parser.add_argument("--profile", action="store_true", help="profile the trade path instead")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the trade path instead (on PostgreSQL with --postgres)",
+    )
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator")
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
     parser.add_argument(
@@ -232,9 +236,12 @@ def main(argv: list[str]) -> int:
 
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     if args.profile:
-        return profile.run(
-            driver, cfg, logs, real_env(args.redis_url, "", args.service_env), args.results_dir, say
-        )
+        if not args.postgres:
+            env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}", args.service_env)
+            return profile.run(driver, cfg, logs, env, args.results_dir, say)
+        with stack.postgres_database(args.pg_admin_url, "tradestack_profile") as url:
+            env = real_env(args.redis_url, url, args.service_env)
+            return profile.run(driver, cfg, logs, env, args.results_dir, say)
 
     measured: list[Measured] = []
     extra: dict[str, Any] = {}

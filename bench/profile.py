@@ -156,7 +156,6 @@ def run(
 ) -> int:
     """Drive trades at `cfg.concurrency` for `cfg.duration` and write each service's profile."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {**env, "DATABASE_URL": f"sqlite:///{logs / 'ledger.db'}"}
     sessions = {name: logs / f"{name}.pyisession" for name, _ in stack.SERVICES}
     wrap = {
         name: ("-m", "pyinstrument", "-r", "pyisession", "-o", str(path))

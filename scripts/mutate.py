@@ -91,7 +91,7 @@ GROUPS = {
     "execution": Group(
         "execution",
         "execution/execution",
-        ("service.py", "idempotency.py", "ledger.py", "limits.py"),
+        ("service.py", "idempotency.py", "ledger.py", "fills.py", "limits.py"),
         (
             "tests/unit/execution/test_trade.py",
             "tests/unit/execution/test_limits.py",

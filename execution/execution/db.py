@@ -6,6 +6,8 @@ Transactions are plain functions of a SQLAlchemy `Connection`, run whole by
 - PostgreSQL: an async engine (asyncpg); the function runs in SQLAlchemy's greenlet
   bridge, each statement awaiting the network. The ledger takes row locks
   (`SELECT ... FOR UPDATE`). Reads are single statements on an autocommit connection.
+  The trade's own books read and transaction skip the bridge: they run on the pool's
+  asyncpg connection directly (`driver`, used by `execution.pgledger`).
 - SQLite: the stdlib driver, each write transaction run entirely in one thread call.
   aiosqlite would pay a thread hop per statement, which made a fill several times
   slower. Writes open with `BEGIN IMMEDIATE`, taking the database's write lock up front
@@ -26,14 +28,16 @@ Transactions are plain functions of a SQLAlchemy `Connection`, run whole by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 from sqlalchemy import URL, Connection, create_engine
 from sqlalchemy.engine import Engine, make_url
@@ -49,6 +53,13 @@ T = TypeVar("T")
 # The hot path runs statements on the driver (`statements.run`), so the stdlib driver's own
 # errors arrive unwrapped; SQLAlchemy's wrap everything else.
 _UNAVAILABLE = (OperationalError, InterfaceError, OSError, sqlite3.OperationalError)
+# asyncpg's own, on the PostgreSQL hot path: the connection or the server went away.
+PG_UNAVAILABLE = (
+    *_UNAVAILABLE,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 log = logging.getLogger(__name__)
 
 
@@ -126,6 +137,11 @@ class Database:
         raise NotImplementedError
 
 
+def unavailable(exc: BaseException) -> ServiceUnavailableError:
+    """The 503 for a database that could not be reached (logged)."""
+    return _unavailable(exc)
+
+
 def _unavailable(exc: BaseException) -> ServiceUnavailableError:
     log.warning("ledger database unavailable: %s", exc)
     detail = f"The ledger database is unavailable ({type(exc).__name__}); nothing was written"
@@ -157,6 +173,19 @@ class PostgresDatabase(Database):
     async def _read(self, body: Body[T]) -> T:
         async with self._reader.connect() as conn:
             return await conn.run_sync(body)
+
+    @contextlib.asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """A pooled connection's asyncpg connection, for the statements of the trade's
+        hot path: no greenlet bridge, no execution context per statement. A connection
+        that broke under it is dropped from the pool."""
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            try:
+                yield raw.driver_connection
+            except PG_UNAVAILABLE:
+                await conn.invalidate()
+                raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -4,23 +4,20 @@ The ledger's transactions are written once, as functions of a SQLAlchemy `Connec
 where SQLite and PostgreSQL need different SQL or a different driver call, they ask
 `dialect_of(conn)` instead of testing the dialect's name.
 
-- SQLite: `BEGIN IMMEDIATE` already holds the database's write lock, so one statement
-  reads the account and the positions, and a fill is three plain statements.
-- PostgreSQL: the account row is locked first (`FOR UPDATE`), the positions read in a
-  later statement, and a fill is one statement of data-modifying CTEs (one round trip).
+The trade's own transaction differs more than by a statement: `ledger.SqlitePath` and
+`pgledger.PostgresPath` each run it their way.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from execution import statements
-from execution.statements import ACCOUNT_ROW, Precompiled
+from execution.statements import Precompiled
 
 Row = Sequence[Any]
 
@@ -28,15 +25,6 @@ Row = Sequence[Any]
 class LedgerDialect(Protocol):
     def execute(self, conn: Connection, compiled: Precompiled, args: tuple[Any, ...]) -> list[Row]:
         """Run precompiled SQL on `conn`'s driver connection, in its transaction."""
-        ...
-
-    def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
-        """The account's (cash, realized_pnl, trading state, its reason, the protections'
-        marks...) and every position row, read under the account's write lock."""
-        ...
-
-    def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
-        """Write balances, the position (updated if `held`, else inserted) and the order."""
         ...
 
     def insert(self, table: Table) -> Any:
@@ -55,19 +43,6 @@ class SqliteLedger:
         rows: list[Row] = driver.execute(compiled.sql, args).fetchall()
         return rows
 
-    def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
-        # BEGIN IMMEDIATE took the database's write lock: one statement reads it all.
-        rows = statements.run(conn, statements.BOOKS)
-        _, cash, _, realized_pnl, *rest = next(r for r in rows if r[0] == ACCOUNT_ROW)
-        return (cash, realized_pnl, *rest), [r for r in rows if r[0] != ACCOUNT_ROW]
-
-    def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
-        statements.run(conn, statements.WRITE_ACCOUNT, values)
-        statements.run(
-            conn, statements.UPDATE_POSITION if held else statements.INSERT_POSITION, values
-        )
-        statements.run(conn, statements.INSERT_ORDER, values)
-
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
 
@@ -83,16 +58,6 @@ class PostgresLedger:
         # asyncpg: prepared once per connection (its statement cache), no row processing.
         result = conn.exec_driver_sql(compiled.sql, args)
         return list(result.all()) if result.returns_rows else []
-
-    def locked_books(self, conn: Connection) -> tuple[Row, list[Row]]:
-        (account,) = statements.run(conn, statements.LOCK_ACCOUNT)
-        # Read after the lock is held: a statement that waited for the lock would still
-        # see the positions as of its start (READ COMMITTED re-reads only the locked row).
-        rows = statements.run(conn, statements.POSITIONS)
-        return tuple(account), list(rows)
-
-    def write_fill(self, conn: Connection, values: Mapping[str, Any], held: bool) -> None:
-        statements.run(conn, statements.WRITE_FILL_POSTGRES[held], values)
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)

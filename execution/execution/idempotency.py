@@ -195,16 +195,6 @@ class IdempotencyStore:
             except Exception as exc:  # a missed renewal at worst lets a retry take over
                 log.warning("could not renew the Idempotency-Key claim: %s", exc)
 
-    def answer(
-        self, conn: Connection, claim: Claim, status_code: int, body: str, order_id: str
-    ) -> None:
-        """Store the answer in the caller's transaction; raise if the claim was lost."""
-        values = {"key": claim.key, "owner": claim.owner, "status_code": status_code}
-        values |= {"response": body, "order_id": order_id}
-        stored = conn.execute(statements.KEY_ANSWER, params(keys, values)).first()
-        if stored is None:
-            raise KeyLostError("This request's Idempotency-Key was taken over; nothing was done")
-
     async def release(self, claim: Claim) -> None:
         """Forget an unanswered claim, so a retry with the key runs afresh."""
         query = delete(keys).where(
@@ -224,3 +214,12 @@ class IdempotencyStore:
         return await self.db.write(
             lambda conn: len(conn.execute(query.returning(keys.c.key)).all())
         )
+
+
+def answer_in(conn: Connection, claim: Claim, status_code: int, body: str, order_id: str) -> None:
+    """Store the answer in `conn`'s transaction (the order's); raise if the claim was lost."""
+    values = {"key": claim.key, "owner": claim.owner, "status_code": status_code}
+    values |= {"response": body, "order_id": order_id}
+    stored = statements.run(conn, statements.KEY_ANSWER, params(keys, values))
+    if not stored:
+        raise KeyLostError("This request's Idempotency-Key was taken over; nothing was done")

@@ -109,6 +109,14 @@ def apply_in(
 ) -> StateChange | None:
     """Measure inside a transaction holding the account lock; write what changed."""
     found = assess(marks, before=before, after=after, now=now, limits=limits)
+    return record_in(conn, found, marks=marks, state=state)
+
+
+def record_in(
+    conn: Connection, found: Assessment, *, marks: Marks, state: TradingState
+) -> StateChange | None:
+    """Write an assessment made against `marks` and `state` (as locked): the marks if they
+    moved, the halt if it trips one; the halt written, if any."""
     if found.marks != marks:
         conn.execute(
             accounts.update()
@@ -119,9 +127,16 @@ def apply_in(
                 peak_equity=found.marks.peak_equity,
             )
         )
+    trip = tripped(found, state)
+    if trip is not None:
+        write_change(conn, change=trip)
+    return trip
+
+
+def tripped(found: Assessment, state: TradingState) -> StateChange | None:
+    """The halt `found` calls for, unless trading is halted already (said in the log)."""
     if found.trip is None or state is TradingState.HALTED:
         return None
-    write_change(conn, change=found.trip)
     log.warning("trading HALTED by %s: %s", found.trip.changed_by, found.trip.reason)
     return found.trip
 
@@ -196,9 +211,10 @@ def fill_measurer(
     costs: Costs,
     limits: ProtectionLimits,
     clock: Callable[[], datetime],
-) -> Callable[[Connection, Books, Books], None] | None:
-    """The measurement of equity inside a fill's transaction, at the prices of Risk's
-    valuation for this decision (the gateway's); None when the decision has none."""
+) -> Callable[[Books, Books], Assessment] | None:
+    """The measurement of equity at a fill, made inside its transaction on the books before
+    and after it, at the prices of Risk's valuation for this decision (the gateway's); None
+    when the decision has none. The ledger writes what it finds (`record_in`)."""
     prices = _valuation_prices(decision)
     if prices is None:
         return None
@@ -215,12 +231,10 @@ def fill_measurer(
             total += quantity * price
         return total
 
-    def measure(conn: Connection, before: Books, after: Books) -> None:
+    def measure(before: Books, after: Books) -> Assessment:
         held_after = dict(before.held) | {symbol: (after.quantity, after.cost_basis)}
-        apply_in(
-            conn,
-            marks=before.marks,
-            state=before.trading_state,
+        return assess(
+            before.marks,
             before=equity(before.cash, before.held),
             after=equity(after.cash, held_after),
             now=clock(),

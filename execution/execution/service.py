@@ -25,11 +25,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 import orjson
-from sqlalchemy import Connection
 
 from execution.broker import Books, Costs, Fill, Refusal, Side, plan_fill
+from execution.fills import Seal
 from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
-from execution.ledger import Holdings, Ledger, Seal
+from execution.ledger import Holdings, Ledger
 from execution.limits import decided_limits, moved, plan_within_limits
 from execution.orders import OrderRecord
 from execution.protections import ProtectionLimits, fill_measurer
@@ -157,6 +157,7 @@ class TradeService:
         limits = decided_limits(decision) if side == "buy" else None
 
         def plan(books: Books) -> Fill | Refusal:
+            refused.clear()  # planned again if its batch is retried (`execution.pgledger`)
             # The state again, under the lock: a halt set while Risk decided still holds.
             if not books.trading_state.allows(side):
                 refused.append((books.trading_state, books.trading_reason))
@@ -219,12 +220,12 @@ class TradeService:
         if claim is None:
             return None
 
-        def seal(conn: Connection, order: OrderRecord) -> None:
+        def body(order: OrderRecord) -> str | None:
             if refused:  # answered 409, not stored: a retry after resuming runs afresh
-                return
-            self.keys.answer(conn, claim, 201, render(order).decode(), order.order_id)
+                return None
+            return render(order).decode()
 
-        return seal
+        return Seal(claim, body)
 
 
 def _read_decision(decision: dict[str, Any]) -> tuple[Decimal, Decimal] | str:

@@ -5,7 +5,7 @@ SQLAlchemy's compiled cache; building `select(...).where(...)` per trade cost mo
 than running it. The trade's own statements go one step further through `run`: compiled
 once per dialect by SQLAlchemy, then executed on the driver (see `Precompiled`).
 Parameters are named `<table>_<column>` so one dict can feed several
-statements (and PostgreSQL's single write statement) without clashing with a column
+statements without clashing with a column
 name, which SQLAlchemy would otherwise add to an UPDATE's SET clause.
 """
 
@@ -82,8 +82,9 @@ HOLDINGS = union_all(_account_row(), select(*_POSITION_COLUMNS, *_NO_STATE))
 # SQLite's fill: BEGIN IMMEDIATE already holds the write lock, so one statement reads
 # the account and every position (the limits are re-checked against all of them).
 BOOKS = HOLDINGS
-# PostgreSQL's fill: the account row lock first, then the positions in a later statement
-# (a statement that waited for the lock still sees the positions as of its own start).
+# PostgreSQL's fills (`execution.pgledger`): the account row lock first, then the
+# positions in a later statement (a statement that waited for the lock still sees the
+# positions as of its own start).
 LOCK_ACCOUNT = (
     select(
         accounts.c.cash,
@@ -121,16 +122,6 @@ UPDATE_POSITION = (
     .where(positions.c.symbol == param(positions, "symbol"))
     .values({c.name: param(positions, c.name) for c in positions.c if c.name != "symbol"})
 )
-# PostgreSQL: balances, position and order in one round trip (data-modifying CTEs all
-# run, in the transaction that holds the account lock). Keyed by "the position exists".
-WRITE_FILL_POSTGRES = {
-    exists: INSERT_ORDER.add_cte(
-        WRITE_ACCOUNT.cte("account_write"),
-        (UPDATE_POSITION if exists else INSERT_POSITION).cte("position_write"),
-    )
-    for exists in (True, False)
-}
-
 KEY_ANSWER = (
     idempotency_keys.update()
     .where(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from execution.config import Settings
 from execution.db import open_database
-from execution.idempotency import Claim, IdempotencyStore, StoredAnswer
+from execution.idempotency import Claim, IdempotencyStore, StoredAnswer, answer_in
 from execution.migrate import migrate
 from execution.models import idempotency_keys, orders
 from sqlalchemy import func, select
@@ -127,7 +127,7 @@ async def store_and_clock(database_url: str) -> AsyncIterator[tuple[IdempotencyS
 
 
 async def answer(store: IdempotencyStore, claim: Claim, body: str) -> None:
-    await store.db.write(lambda conn: store.answer(conn, claim, 201, body, "order-1"))
+    await store.db.write(lambda conn: answer_in(conn, claim, 201, body, "order-1"))
     store.finished(claim)
 
 
