@@ -179,3 +179,26 @@ def test_an_order_of_exactly_the_minimum_fills() -> None:
     fill = plan_fill("buy", D(1), D(100), books(), COSTS)
     assert isinstance(fill, Fill)
     assert fill.filled_amount == D(1)
+
+
+def test_selling_exactly_what_is_held_is_not_reduced() -> None:
+    """A sell whose quantity is all that is held fills as asked, not 'reduced to ... held'."""
+    at_par = Costs(slippage_bps=D(0), fee_bps=D(25), min_order_amount=D(1))
+    fill = plan_fill("sell", D(200), D(100), books(quantity="2", cost_basis="180"), at_par)
+    assert isinstance(fill, Fill)
+    assert (fill.quantity, fill.filled_amount, fill.clamped) == (D(2), D(200), None)
+
+
+def test_a_sell_capped_by_holdings_rounds_its_amount_down() -> None:
+    """All of 1.00000000006 held at 100 is worth 100.000000006: filled as 100.00000000."""
+    at_par = Costs(slippage_bps=D(0), fee_bps=D(25), min_order_amount=D(1))
+    held = books(quantity="1.00000000006", cost_basis="90")
+    fill = plan_fill("sell", D(1000), D(100), held, at_par)
+    assert isinstance(fill, Fill)
+    assert (fill.quantity, fill.filled_amount) == (D("1.00000000006"), D("100.00000000"))
+
+
+def test_a_buy_too_small_for_one_unit_of_quantity_is_refused() -> None:
+    """At 1e13 a buy of 1 is under 1e-12 of the asset: refused, never a fill of nothing."""
+    outcome = plan_fill("buy", D(1), D("1e13"), books(), COSTS)
+    assert isinstance(outcome, Refusal)
