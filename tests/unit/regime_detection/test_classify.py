@@ -18,6 +18,7 @@ from regime_detection.classify import (
     settle,
 )
 from regime_detection.config import Settings
+from regime_detection.indicators import adx, choppiness, volatility
 
 from shared.market.models import Regime
 from shared.market.simulated import SimulatedMarket
@@ -162,6 +163,17 @@ def test_the_typical_true_range_comes_from_the_lookback() -> None:
     assert reading.indicators.true_range_ratio is not None
     assert reading.indicators.true_range_ratio > 2.5
     assert reading.regime == "VOLATILE"
+
+
+def test_the_reported_figures_cover_the_last_periods_candles() -> None:
+    """Given 300 candles and periods=100, ADX, CHOP and volatility are the last 100's."""
+    high, low, close = _day("BTC-USD", 7, 300)
+    reading = assess(high, low, close, periods=100, granularity=60, th=TH)
+    assert reading.indicators is not None
+    h, lo, c = high[-100:], low[-100:], close[-100:]
+    assert reading.indicators.volatility == volatility(c)
+    assert reading.indicators.adx == float(adx(h, lo, c, TH.adx_period)[-1])
+    assert reading.indicators.choppiness == float(choppiness(h, lo, c, TH.chop_period)[-1])
 
 
 def test_a_flat_market_has_no_ratio_and_is_choppy() -> None:

@@ -159,6 +159,8 @@ def test_volatility_is_the_sample_std_of_log_returns() -> None:
     returns = np.log(close[1:] / close[:-1])
     assert volatility(close) == pytest.approx(float(np.std(returns, ddof=1)), rel=1e-12)
     assert math.isnan(volatility(close[:2]))
+    two = returns[:2]  # three closes, two returns: the fewest that have a sample std
+    assert volatility(close[:3]) == pytest.approx(float(np.std(two, ddof=1)), rel=1e-12)
 
 
 def test_rolling_figures_equal_their_windowed_definitions() -> None:
