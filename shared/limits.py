@@ -31,9 +31,6 @@ class BuyRoom:
     var_limit: float
     position_limit: float
 
-    def smallest(self) -> float:
-        return min(self.cash, self.var_limit, self.position_limit)
-
 
 def buy_room(
     *,

@@ -75,17 +75,14 @@ class _AdoptingIds(RandomIdGenerator):
         return adopted if adopted is not None else super().generate_trace_id()
 
 
-def new_trace_id() -> str:
-    """A fresh trace ID: 32 hex digits, the W3C trace-id shape (never all zeros)."""
-    return f"{_IDS.generate_trace_id():032x}"
-
-
 def current_trace_id() -> str | None:
     """The trace ID of the request being handled, if any."""
     return trace_id_var.get()
 
 
-_IDS = _AdoptingIds()
+# The process's id generator (the SDK's and the middleware's); `random` reseeds it in a
+# forked worker.
+TRACE_IDS = _AdoptingIds()
 
 
 class Telemetry:
@@ -112,7 +109,7 @@ class Telemetry:
         self._provider = TracerProvider(
             sampler=ParentBased(ALWAYS_ON),
             resource=Resource.create({"service.name": self.service_name}),
-            id_generator=_IDS,
+            id_generator=TRACE_IDS,
         )
         exporter = OTLPSpanExporter(endpoint=f"{self.endpoint.rstrip('/')}/v1/traces")
         self._provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -209,11 +206,11 @@ class TraceMiddleware:
             _adopted.reset(adopting)
             trace_id_int = span.get_span_context().trace_id
         else:
-            trace_id_int = caller.trace_id if caller else adopted or _IDS.generate_trace_id()
+            trace_id_int = caller.trace_id if caller else adopted or TRACE_IDS.generate_trace_id()
             if self.telemetry is not None:
                 # Nothing is recorded: the span is only the context the next hops need.
                 flags = caller.trace_flags if caller else TraceFlags(TraceFlags.DEFAULT)
-                context = SpanContext(trace_id_int, _IDS.generate_span_id(), False, flags)
+                context = SpanContext(trace_id_int, TRACE_IDS.generate_span_id(), False, flags)
                 span = NonRecordingSpan(context)
         if span is not None:
             span_token = otel_context.attach(trace.set_span_in_context(span))

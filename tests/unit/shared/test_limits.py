@@ -45,7 +45,6 @@ def test_without_the_fee_the_limits_are_the_plain_shares() -> None:
     var = (0.05 * 10_000 - Z * 0.02 * 2_000 - Z * 0.03 * 1_000) / (Z * 0.03)
     assert got.var_limit == pytest.approx(var, rel=1e-12)
     assert got.position_limit == 1_500
-    assert got.smallest() == min(got.cash, got.var_limit, got.position_limit)
 
 
 @pytest.mark.parametrize("fee", [0.0, 0.0025])
@@ -73,19 +72,3 @@ def test_a_position_over_its_cap_has_no_room() -> None:
     """Held beyond the cap (3 000 of 10 000 at 25%): no room, never negative."""
     got = room(cash=5_000.0, values={"BTC-USD": 3_000.0, "ETH-USD": 2_000.0})
     assert got.position_limit == 0
-
-
-@pytest.mark.parametrize(
-    ("changes", "smallest"),
-    [
-        ({"cash": 100.0, "cap_share": 1.0}, "cash"),
-        ({"var_limit_share": 0.01}, "var_limit"),
-        ({}, "position_limit"),
-    ],
-    ids=["cash", "var", "position"],
-)
-def test_the_smallest_room_is_whichever_limit_binds(changes: dict[str, Any], smallest: str) -> None:
-    """smallest() is the least of the three rooms, whichever of them it is."""
-    got = room(**changes)
-    assert got.smallest() == getattr(got, smallest)
-    assert got.smallest() < max(got.cash, got.var_limit, got.position_limit)

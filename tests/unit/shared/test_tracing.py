@@ -13,7 +13,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from shared.logs import ContextFilter
-from shared.tracing import TRACE_HEADER, caller_span, current_trace_id, inject, new_trace_id
+from shared.tracing import TRACE_HEADER, TRACE_IDS, caller_span, current_trace_id, inject
 from tests.unit.shared.apps import app_with, client_of
 
 NEW_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -196,11 +196,15 @@ async def test_access_line_carries_trace_id(client: httpx.AsyncClient, captured:
     assert lines["a0000000000000000000000000000002"].startswith("GET /missing 404 ")
 
 
+def new_trace_id() -> str:
+    return f"{TRACE_IDS.generate_trace_id():032x}"
+
+
 def test_new_trace_ids_are_distinct_hex() -> None:
-    """Fresh IDs have the W3C shape and do not repeat."""
+    """Fresh IDs have the W3C shape (128 bits, never zero) and do not repeat."""
     ids = {new_trace_id() for _ in range(10_000)}
     assert len(ids) == 10_000
-    assert all(NEW_ID.fullmatch(i) for i in ids)
+    assert all(NEW_ID.fullmatch(i) and int(i, 16) for i in ids)
 
 
 def test_forked_child_makes_its_own_trace_ids() -> None:
