@@ -25,7 +25,7 @@ FloatArray = npt.NDArray[np.float64]
 _CHUNK = 256  # decay**-256 stays far from overflow for any period >= 2
 
 
-def smooth(x: FloatArray, decay: float, start: float = 0.0) -> FloatArray:
+def smooth(x: FloatArray, decay: float, start: float) -> FloatArray:
     """`s[i] = s[i-1] * decay + x[i]` with `s[-1] = start`, vectorised per chunk."""
     out = np.empty(x.size)
     powers = decay ** np.arange(1, _CHUNK + 1)

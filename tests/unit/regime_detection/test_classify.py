@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import replace
 
@@ -174,6 +175,25 @@ def test_the_reported_figures_cover_the_last_periods_candles() -> None:
     assert reading.indicators.volatility == volatility(c)
     assert reading.indicators.adx == float(adx(h, lo, c, TH.adx_period)[-1])
     assert reading.indicators.choppiness == float(choppiness(h, lo, c, TH.chop_period)[-1])
+    per_year = math.sqrt(365 * 24 * 60)  # one-minute candles in a year
+    assert reading.indicators.volatility_annualized == pytest.approx(volatility(c) * per_year)
+
+
+def test_the_newest_true_range_ratio_is_the_fast_mean_over_the_typical() -> None:
+    """The newest candle's ratio: the mean of its last `fast` true ranges (as shares of
+    the previous close) over the lookback's typical (quantile) share."""
+    high, low, close = _day("ETH-USD", 5, 300)
+    figures = recent(high, low, close, granularity=60, th=TH)
+    shares = (
+        np.maximum(
+            high[1:] - low[1:],
+            np.maximum(np.abs(high[1:] - close[:-1]), np.abs(low[1:] - close[:-1])),
+        )
+        / close[:-1]
+    )
+    typical = np.sort(shares)[round(TH.typical_quantile * (shares.size - 1))]
+    expected = shares[-TH.fast_periods :].mean() / typical
+    assert figures.true_range_ratio[-1] == pytest.approx(expected, rel=1e-9)
 
 
 def test_a_flat_market_has_no_ratio_and_is_choppy() -> None:
