@@ -89,9 +89,7 @@ def adx(high: FloatArray, low: FloatArray, close: FloatArray, period: int = 14) 
     return out
 
 
-def choppiness(
-    high: FloatArray, low: FloatArray, close: FloatArray, period: int = 14
-) -> FloatArray:
+def choppiness(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
     """Choppiness Index, aligned with the input; NaN where the window lacks bars.
 
     `100 * log10(sum(TR, n) / (max(high, n) - min(low, n))) / log10(n)` over the n
