@@ -272,7 +272,9 @@ def main() -> int:
         statuses |= run(name, GROUPS[name], args.jobs, args.sample)
         print(f"{name}: {time.monotonic() - began:.0f} s", flush=True)
     ok = report(statuses, equivalents())
-    print(f"\nRun time: {time.monotonic() - started:.0f} s for {len(statuses)} mutants")
+    tested = sum(status not in UNTESTED for status in statuses.values())
+    took = time.monotonic() - started
+    print(f"\nRun time: {took:.0f} s; {tested} of {len(statuses)} mutants tested")
     return 0 if ok else 1
 
 
