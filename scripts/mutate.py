@@ -188,9 +188,15 @@ def run(name: str, group: Group, jobs: int, sample: int) -> dict[str, str]:
     _mutmut(work, "run", "--max-children", str(jobs), *chosen, log=log)
     # mutmut re-tests changed functions by itself, but not old survivors against new tests.
     now = statuses_in(work)
-    again = [m for m, status in earlier.items() if status not in KILLED | UNTESTED and m in now]
+    again = {m for m, status in earlier.items() if status not in KILLED | UNTESTED and m in now}
+    # mutmut maps tests to functions afresh only for new tests: a function added since the
+    # last run reads "no tests" though old tests call it. Map them all again, then re-test.
+    no_tests = {m for m, status in now.items() if status == "no tests"}
+    if no_tests:
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        again |= no_tests
     if again:
-        _mutmut(work, "run", "--max-children", str(jobs), *again, log=log)
+        _mutmut(work, "run", "--max-children", str(jobs), *sorted(again), log=log)
     return statuses_in(work)
 
 
