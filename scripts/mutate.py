@@ -173,10 +173,15 @@ def statuses_in(work: Path) -> dict[str, str]:
     return statuses
 
 
-def sampled(package: str, percent: int) -> list[str]:
-    """mutmut patterns for about `percent`% of a package's mutants: those whose number ends
-    in one of the first percent/10 digits, so every function with ten or more is sampled."""
-    return [f"{package}.*__mutmut_*{digit}" for digit in range(percent // 10)]
+def sampled(package: str, percent: int, earlier: dict[str, str]) -> list[str]:
+    """What mutmut is asked for in a sample run: about `percent`% of a package's mutants,
+    those whose number ends in one of the first percent/10 digits (so every function with
+    ten or more is sampled). Once a run has listed them, only those not yet killed: mutmut
+    re-tests every mutant it is named."""
+    digits = tuple(str(digit) for digit in range(percent // 10))
+    if not earlier:
+        return [f"{package}.*__mutmut_*{digit}" for digit in digits]
+    return sorted(m for m, status in earlier.items() if m.endswith(digits) and status not in KILLED)
 
 
 def run(name: str, group: Group, jobs: int, sample: int) -> dict[str, str]:
@@ -184,11 +189,13 @@ def run(name: str, group: Group, jobs: int, sample: int) -> dict[str, str]:
     work = prepare(name, group)
     earlier = statuses_in(work) if (work / "mutants").exists() else {}
     log = work / "run.log"
-    chosen = sampled(group.package, sample) if sample < 100 else []
-    _mutmut(work, "run", "--max-children", str(jobs), *chosen, log=log)
+    chosen = sampled(group.package, sample, earlier) if sample < 100 else []
+    if sample == 100 or chosen:
+        _mutmut(work, "run", "--max-children", str(jobs), *chosen, log=log)
     # mutmut re-tests changed functions by itself, but not old survivors against new tests.
     now = statuses_in(work)
     again = {m for m, status in earlier.items() if status not in KILLED | UNTESTED and m in now}
+    again -= set(chosen)
     # mutmut maps tests to functions afresh only for new tests: a function added since the
     # last run reads "no tests" though old tests call it. Map them all again, then re-test.
     no_tests = {m for m, status in now.items() if status == "no tests"}
