@@ -73,6 +73,16 @@ async def test_only_the_on_failures_are_retried(clock: FakeClock) -> None:
     assert len(script.given) == 1
 
 
+async def test_a_later_failure_on_does_not_name_ends_the_retries(clock: FakeClock) -> None:
+    """A retried attempt failing another way is raised at once: no third attempt."""
+    error = ValueError("a bug")
+    script = Script(busy(), error, clock=clock)
+    with pytest.raises(ValueError, match="a bug") as info:
+        await run(script)
+    assert info.value is error
+    assert len(script.given) == 2
+
+
 async def test_on_may_be_a_tuple_or_a_predicate(clock: FakeClock) -> None:
     """`on=` takes exception types or a predicate deciding per failure."""
     script = Script(KeyError("k"), busy(), clock=clock)
