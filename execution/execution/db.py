@@ -160,8 +160,12 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: URL, settings: Settings) -> None:
         size = settings.db_pool_size
+        # No overflow: an overflow connection is closed when it comes back, so a burst of
+        # books reads opened and closed connections (asyncpg's TLS attempt, the login, the
+        # codecs' set-up) all the time: 371 opened for 960 trades at c=32, 2.1 ms of CPU
+        # per trade against 0.9 ms with `size` kept open and a brief wait for one.
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=size, max_overflow=size, **_JSON_CODEC
+            url, pool_size=size, max_overflow=0, **_JSON_CODEC
         )
         # No BEGIN/ROLLBACK round trips around single-statement reads.
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
