@@ -175,6 +175,26 @@ async def test_purge_deletes_only_expired_keys(
     assert left == ["young"]
 
 
+async def test_a_released_claim_is_free_at_once_and_only_its_owner_releases_it(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """After a release a retry claims the key without waiting; a stale owner's release
+    later leaves the new owner's claim in place."""
+    store, clock = store_and_clock
+    first = await store.claim("k", "fp")
+    assert isinstance(first, Claim)
+    await store.release(first)
+    store.finished(first)
+    start = clock.now
+    second = await store.claim("k", "fp")
+    assert isinstance(second, Claim)
+    assert clock.now == start  # no poll, no wait for a lease to lapse
+    await store.release(first)
+    query = select(idempotency_keys.c.owner).where(idempotency_keys.c.key == "k")
+    owner = await store.db.read(lambda conn: conn.execute(query).scalar_one())
+    assert owner == second.owner
+
+
 async def test_mismatch_while_in_flight_is_422(
     store_and_clock: tuple[IdempotencyStore, Clock],
 ) -> None:
