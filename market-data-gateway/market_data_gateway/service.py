@@ -81,8 +81,8 @@ class GatewayService:
         *,
         price_ttl: float,
         incomplete_ttl: float,
-        unknown_symbol_ttl: float = 60.0,
-        symbols_ttl: float = 3600.0,
+        unknown_symbol_ttl: float,
+        symbols_ttl: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source

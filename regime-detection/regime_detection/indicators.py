@@ -54,7 +54,7 @@ def directional_movement(high: FloatArray, low: FloatArray) -> tuple[FloatArray,
     return np.where(is_plus, up, 0.0), np.where(is_minus, down, 0.0)
 
 
-def adx(high: FloatArray, low: FloatArray, close: FloatArray, period: int = 14) -> FloatArray:
+def adx(high: FloatArray, low: FloatArray, close: FloatArray, period: int) -> FloatArray:
     """Wilder's ADX, aligned with the input; NaN before bar 2*period - 1 (TA-Lib's)."""
     size = high.size
     out = np.full(size, np.nan)

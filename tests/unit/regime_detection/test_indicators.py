@@ -97,8 +97,8 @@ def test_adx_starts_at_bar_2n_minus_1(size: int) -> None:
 def test_adx_of_a_perfectly_flat_market_is_zero_like_talib() -> None:
     """No range at all: every DX is skipped, ADX stays 0 (TA-Lib's answer)."""
     flat = np.full(60, 50.0)
-    np.testing.assert_array_equal(adx(flat, flat, flat)[27:], talib.ADX(flat, flat, flat)[27:])
-    assert adx(flat, flat, flat)[-1] == 0.0
+    np.testing.assert_array_equal(adx(flat, flat, flat, 14)[27:], talib.ADX(flat, flat, flat)[27:])
+    assert adx(flat, flat, flat, 14)[-1] == 0.0
 
 
 def test_smoothing_matches_the_recurrence_across_chunks() -> None:
