@@ -150,7 +150,13 @@ def create_app(
             stack.callback(guard.cancel)
             # Subscribed before the first request, so no fill goes unrecorded.
             fills = stack.enter_context(events.subscribe())
-            recorder = asyncio.create_task(history.run(fills, settings.portfolio_history_seconds))
+            recorder = asyncio.create_task(
+                history.run(
+                    fills,
+                    settings.portfolio_history_seconds,
+                    spacing=settings.portfolio_fill_point_seconds,
+                )
+            )
             stack.callback(recorder.cancel)
 
             async def served_here(scope: Scope, receive: Receive, send: Send) -> None:

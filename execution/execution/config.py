@@ -55,6 +55,8 @@ class Settings(MarketSettings):
     console_health_seconds: float = Field(default=5.0, gt=0)
     # A point of the portfolio's history every this many seconds (0: only after fills).
     portfolio_history_seconds: float = Field(default=60.0, ge=0)
+    # After a fill's point, the next one waits this long: the fills meanwhile share it.
+    portfolio_fill_point_seconds: float = Field(default=1.0, ge=0)
     # A quote older than this is marked stale in the portfolio.
     price_stale_seconds: float = Field(default=60.0, gt=0)
 

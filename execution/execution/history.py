@@ -2,8 +2,10 @@
 
 A point after a fill values the open positions at the last prices this process saw: the
 fill's own price for the traded symbol, the timer's valuation for the others (cost
-until one is known). Fills that land while a point is being written share the next one,
-so a burst of trades costs one point, not one each. The timer's point is valued at
+until one is known). Fills that land while a point is being written, or within
+`PORTFOLIO_FILL_POINT_SECONDS` of the last fill's point, share the next one: a stream of
+trades costs a point a second, not one each (a point is a ledger write of its own, once
+a sixth of a trade's CPU when every fill had one). The timer's point is valued at
 market prices through `PortfolioValuer`.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
@@ -43,6 +45,7 @@ class History:
         bus: EventBus,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.ledger = ledger
         self.db: Database = ledger.db
@@ -50,6 +53,7 @@ class History:
         self.bus = bus
         self.prices: dict[str, Decimal] = {}
         self._now = now
+        self._sleep = sleep
         # The latest point's equity, for `execution_equity_usd`.
         self.equity: float | None = None
 
@@ -132,9 +136,12 @@ class History:
             self.bus.publish("portfolio", point.model_dump())
         return point
 
-    async def run(self, queue: asyncio.Queue[Event], interval: float) -> None:
+    async def run(
+        self, queue: asyncio.Queue[Event], interval: float, *, spacing: float = 0.0
+    ) -> None:
         """Until cancelled: a point after each burst of fills seen on `queue` (subscribed
-        to the bus), and every `interval` seconds (0: no timer)."""
+        to the bus), at most one per `spacing` seconds, and every `interval` seconds (0:
+        no timer)."""
         loop = asyncio.get_running_loop()
         due = loop.time() + interval
         while True:
@@ -151,6 +158,9 @@ class History:
                 fills = _fills(events)
                 if fills:
                     await self.after_fills(fills)
+                    if spacing:
+                        # The fills meanwhile wait on the queue and share the next point.
+                        await self._sleep(spacing)
             except Exception as exc:  # a busy ledger must not end the history
                 log.warning("portfolio history point failed: %s", exc)
 

@@ -128,6 +128,8 @@ def settings_for(
             "slippage_bps": 0,
             "fee_bps": 0,
             "log_level": "WARNING",
+            # A point after every fill, so tests see each one (test_history tests the spacing).
+            "portfolio_fill_point_seconds": 0,
             **overrides,
         }
         return Settings(**values)

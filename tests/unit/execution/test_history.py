@@ -118,3 +118,39 @@ async def test_history_pages_newest_first(client: httpx.AsyncClient, risk: RiskS
     assert rest.json()["next_cursor"] is None
     bad = await client.get("/api/v1/portfolio/history", params={"cursor": "nope!"})
     assert bad.status_code == 422
+
+
+async def test_fills_within_the_spacing_share_the_next_point(
+    settings_for: Callable[..., Settings], risk: RiskStub
+) -> None:
+    """After a fill's point the history waits PORTFOLIO_FILL_POINT_SECONDS: the fills
+    meanwhile are not written one point each but share the next, which has them all."""
+    slept: list[float] = []
+    resume = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await resume.wait()
+        resume.clear()
+
+    app = create_app(settings_for(portfolio_fill_point_seconds=2.5))
+    async with serving(app) as served, client_of(served.asgi, "http://execution") as client:
+        history: History = served.state["history"]
+        history._sleep = sleep
+        await client.post("/api/v1/trade", json=TRADE)
+        points = await points_when(client, lambda p: len(p) == 1)
+        assert [(p["trigger"], p["cash"]) for p in points] == [("fill", 9000.0)]
+        for _ in range(3):  # during the spacing: no point yet
+            await client.post("/api/v1/trade", json=TRADE | {"amount": 100})
+        assert slept == [2.5]
+        assert len(await points_when(client, lambda p: len(p) > 1, timeout=0.2)) == 1
+        resume.set()  # the spacing is over: one point for the three fills
+        points = await points_when(client, lambda p: len(p) == 2)
+        assert [(p["trigger"], p["cash"]) for p in points] == [("fill", 9000.0), ("fill", 8700.0)]
+        assert slept == [2.5, 2.5]
+
+
+def test_the_fill_point_spacing_is_a_setting_of_a_second() -> None:
+    """One point a second at most by default; 0 is a point after every burst."""
+    assert Settings.model_fields["portfolio_fill_point_seconds"].default == 1.0
+    assert Settings(portfolio_fill_point_seconds=0).portfolio_fill_point_seconds == 0
