@@ -22,6 +22,7 @@ from shared.auth import ReaderDep
 from shared.bodies import JsonRoute
 from shared.errors import InvalidRequestError
 from shared.market.models import (
+    MAX_BATCH_SYMBOLS,
     MAX_CANDLES,
     SYMBOL_PATTERN,
     Granularity,
@@ -50,8 +51,6 @@ async def symbols(market: MarketDep, caller: ReaderDep) -> JSONBytes:
     return JSONBytes(await market.symbols())
 
 
-# Risk prices a whole portfolio with one call: at most this many symbols per batch.
-MAX_BATCH_SYMBOLS = 100
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
 

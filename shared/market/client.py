@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from shared.client import ServiceClient
 from shared.errors import DomainError, ServiceUnavailableError, UpstreamClientError
-from shared.market.models import Candle, CandleSeries, Product, Quote
+from shared.market.models import MAX_BATCH_SYMBOLS, Candle, CandleSeries, Product, Quote
 from shared.market.source import MarketSource, MarketUnavailableError, UnknownSymbolError
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,12 @@ class MarketDataClient:
         return _series(body)
 
     async def prices(self, symbols: Sequence[str]) -> dict[str, Quote | DomainError]:
-        """The latest price of each of `symbols` in one gateway call; a symbol that could not
-        be priced maps to its error (UnknownSymbolError, MarketUnavailableError)."""
-        if not symbols:
-            return {}
+        """The latest price of each of `symbols`, in one gateway call per
+        `MAX_BATCH_SYMBOLS`; a symbol that could not be priced maps to its error
+        (UnknownSymbolError, MarketUnavailableError)."""
+        return await _batched(symbols, self._prices)
+
+    async def _prices(self, symbols: Sequence[str]) -> dict[str, Quote | DomainError]:
         try:
             body = await self._get("/api/v1/prices", {"symbols": ",".join(symbols)})
         except ServiceUnavailableError as exc:
@@ -89,9 +91,17 @@ class MarketDataClient:
     async def candles_many(
         self, symbols: Sequence[str], granularity: int, periods: int
     ) -> dict[str, CandleSeries | DomainError]:
-        """The last `periods` closed candles of each of `symbols` in one gateway call."""
-        if not symbols:
-            return {}
+        """The last `periods` closed candles of each of `symbols`, in one gateway call per
+        `MAX_BATCH_SYMBOLS`."""
+
+        async def read(batch: Sequence[str]) -> dict[str, CandleSeries | DomainError]:
+            return await self._candles_many(batch, granularity, periods)
+
+        return await _batched(symbols, read)
+
+    async def _candles_many(
+        self, symbols: Sequence[str], granularity: int, periods: int
+    ) -> dict[str, CandleSeries | DomainError]:
         params = {"symbols": ",".join(symbols), "periods": periods, "granularity": granularity}
         try:
             body = await self._get("/api/v1/ohlcv", params)
@@ -122,6 +132,20 @@ class MarketDataClient:
             if exc.status_code == 404:
                 raise UnknownSymbolError(exc.detail) from exc
             raise
+
+
+async def _batched(
+    symbols: Sequence[str], read: Callable[[Sequence[str]], Awaitable[dict[str, T]]]
+) -> dict[str, T]:
+    """`read` over `symbols` (duplicates dropped) in batches the gateway takes, concurrently."""
+    unique = list(dict.fromkeys(symbols))
+    if len(unique) <= MAX_BATCH_SYMBOLS:
+        return await read(unique) if unique else {}
+    batches = [unique[i : i + MAX_BATCH_SYMBOLS] for i in range(0, len(unique), MAX_BATCH_SYMBOLS)]
+    merged: dict[str, T] = {}
+    for found in await asyncio.gather(*(read(batch) for batch in batches)):
+        merged |= found
+    return merged
 
 
 def _series(body: dict[str, Any]) -> CandleSeries:

@@ -51,6 +51,9 @@ GranularityQuery = Annotated[
     Granularity, Query(description="Candle width in seconds (Coinbase's widths)")
 ]
 MAX_CANDLES = 300
+# The gateway's batch reads (`/prices`, `/ohlcv`) take at most this many symbols per
+# request; `MarketDataClient` splits a longer list into batches of this size.
+MAX_BATCH_SYMBOLS = 100
 
 
 class Regime(StrEnum):

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from market_data_gateway.routes import MAX_BATCH_SYMBOLS
 from risk_management.config import Settings
 from risk_management.inputs import read_prices, read_volatilities
 from risk_management.schemas import ApproveTradeRequest
@@ -15,7 +14,7 @@ from risk_management.service import RiskService
 
 from shared.client import ServiceClient
 from shared.market.client import MarketDataClient
-from shared.market.models import CandleSeries, Product, Quote, SourceName
+from shared.market.models import MAX_BATCH_SYMBOLS, CandleSeries, Product, Quote, SourceName
 from shared.market.source import MarketUnavailableError
 from shared.transport import opened
 from tests.support.servers import free_port, serve_in_thread
@@ -141,21 +140,23 @@ async def test_unreadable_candles_take_the_default_volatility(build: Build) -> N
     assert "no volatility for BTC-USD: assumed 10.0% daily" in answer.reason
 
 
-async def test_a_batch_the_gateway_refuses_is_no_price_and_no_volatility() -> None:
-    """The real gateway refuses a batch of more symbols than it takes (422): every symbol
-    has no price (the refusal said) and no volatility, and neither read fails."""
-    symbols = [f"C{i}-USD" for i in range(MAX_BATCH_SYMBOLS + 1)]
+async def test_more_symbols_than_a_batch_takes_are_read_in_batches() -> None:
+    """A portfolio of more symbols than the gateway takes per request (it answers 422
+    above MAX_BATCH_SYMBOLS) is read in batches: every symbol gets its own answer, no
+    refusal of the whole list."""
+    symbols = [f"C{i}-USD" for i in range(2 * MAX_BATCH_SYMBOLS + 1)]  # three batches
     with serve_in_thread(gateway()) as server:
         settings = Settings(market_data_url=server.url, retry_max_attempts=1)
         async with opened(None) as pool:
             client = ServiceClient.from_settings("market_data", settings, transport=pool)
-            market = MarketDataClient(client, FlakyExchange())
+            # A direct source that fails every read: every answer came through the gateway.
+            direct = FlakyExchange(no_price=frozenset(symbols), no_candles=frozenset(symbols))
+            market = MarketDataClient(client, direct)
             prices = await read_prices(market, symbols)
             sigmas = await read_volatilities(market, symbols, 60, 100)
-    assert {reading.quote for reading in prices.values()} == {None}
-    (problem,) = {reading.problem for reading in prices.values()}
-    assert f"at most {MAX_BATCH_SYMBOLS} symbols" in str(problem)
-    assert sigmas == dict.fromkeys(symbols)
+    assert {s for s, reading in prices.items() if reading.quote is not None} == set(symbols)
+    assert {reading.quote.via for reading in prices.values() if reading.quote} == {"gateway"}
+    assert {s for s, sigma in sigmas.items() if sigma is not None} == set(symbols)
 
 
 async def test_a_price_that_never_comes_is_refused_at_the_deadline(build: Build) -> None:
