@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench import profile, report, stack, targets
+from bench import instructions, profile, report, stack, targets
 from bench.load import Driver, ensure_wrk
 from bench.report import Measured
 from bench.singleflight import counted_stampede
@@ -70,6 +70,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="profile the trade path instead (on PostgreSQL with --postgres)",
+    )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="TRADES",
+        default=0,
+        help="instead: count the instructions of TRADES sequential trades in each service "
+        "(valgrind's callgrind; immune to the machine's load, minutes per run)",
     )
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator")
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
@@ -235,6 +243,9 @@ def main(argv: list[str]) -> int:
     say(f"machine: {machine['nproc']} CPUs, {machine['cpu_model']}; load: {driver.name}")
 
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
+    if args.instructions:
+        env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}", args.service_env)
+        return instructions.run(args.instructions, logs, env, say)
     if args.profile:
         if not args.postgres:
             env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}", args.service_env)
