@@ -96,6 +96,7 @@ GROUPS = {
             "tests/unit/execution/test_trade.py",
             "tests/unit/execution/test_limits.py",
             "tests/unit/execution/test_idempotency.py",
+            "tests/unit/execution/test_trading_state.py",
         ),
     ),
     "gateway": Group(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 from shared.errors import ConflictError, InvalidRequestError
 from shared.problems import Problem
 from tests.unit.execution.conftest import StartApp
-from tests.unit.execution.stubs import RiskStub
+from tests.unit.execution.stubs import RiskStub, approve_all, problem
 
 BODY = {"symbol": "BTC-USD", "side": "buy", "amount": 250}
 
@@ -96,6 +97,53 @@ async def test_503_is_not_stored_so_a_retry_trades(
         assert len((await client.get("/api/v1/orders")).json()["orders"]) == 2
 
 
+@pytest.mark.parametrize("refusal", ["not approved", "risk 4xx"])
+async def test_a_rejected_answer_is_stored_and_replayed(
+    start: StartApp, risk: RiskStub, refusal: str
+) -> None:
+    """Risk refusing (not approved, or a 4xx) is an answer like a fill: a retry with the key
+    replays it without asking Risk again."""
+    if refusal == "not approved":
+        risk.rule = lambda body: approve_all(body) | {"approved": False, "reason": "VaR limit"}
+    else:
+        risk.rule = lambda body: problem(422, "unknown symbol", "/api/v1/approve-trade")
+    async with start(idempotency_wait_seconds=1) as client:
+        first = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-4"})
+        again = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-4"})
+    assert (first.status_code, first.json()["status"]) == (201, "REJECTED")
+    assert (again.status_code, again.content) == (201, first.content)
+    assert len(risk.requests) == 1
+
+
+async def test_a_trade_slower_than_its_lease_renews_its_claim(
+    start: StartApp, risk: RiskStub, database_url: str
+) -> None:
+    """While Risk takes longer than `idempotency_lock_seconds` to decide, the trade renews
+    its claim's lease (so no retry takes the key over), then fills and answers."""
+    renewed = threading.Event()
+    risk.rule = lambda body: approve_all(body) if renewed.wait(30) else {"approved": False}
+    db = open_database(Settings(database_url=database_url))
+    lease = select(idempotency_keys.c.created_at, idempotency_keys.c.locked_at)
+    try:
+        async with start(idempotency_lock_seconds=1) as client:
+            trade = asyncio.create_task(
+                client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-5"})
+            )
+            for _ in range(1000):  # a deadline-bounded poll for a renewal's write
+                row = await db.read(lambda conn: conn.execute(lease).first())
+                if row is not None and row.locked_at > row.created_at:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the claim was never renewed")
+            renewed.set()
+            response = await trade
+    finally:
+        renewed.set()
+        await db.dispose()
+    assert (response.status_code, response.json()["status"]) == (201, "FILLED")
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2025, 1, 1, tzinfo=UTC)
@@ -144,6 +192,43 @@ async def test_abandoned_claim_is_taken_over(
     assert second.owner != dead.owner
     with pytest.raises(ConflictError):
         await answer(store, dead, "{}")  # the dead owner's late write is refused
+
+
+async def test_a_claim_is_abandoned_once_a_whole_lease_passed_unrenewed(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A claim not renewed for exactly `lock_seconds` is taken over at once, no waiting."""
+    store, clock = store_and_clock
+    store.wait_seconds = 0  # any wait would be a 409
+    dead = await store.claim("k", "fp")
+    assert isinstance(dead, Claim)
+    store._local.clear()  # the claiming request died with its process
+    clock.now += timedelta(seconds=60)
+    second = await store.claim("k", "fp")
+    assert isinstance(second, Claim)
+    assert second.owner != dead.owner
+
+
+async def test_a_duplicate_in_this_process_is_woken_by_the_answer(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """While the original runs in this process a duplicate waits for its wake-up, which
+    comes with the answer: its polls never need to sleep."""
+    polling, clock = store_and_clock
+
+    async def never(_: float) -> None:
+        await asyncio.Future()  # a poll's sleep that never ends: only the wake-up answers
+
+    store = IdempotencyStore(
+        polling.db, ttl=polling.ttl, lock_seconds=60, wait_seconds=5, now=clock, sleep=never
+    )
+    first = await store.claim("k", "fp")
+    assert isinstance(first, Claim)
+    duplicate = asyncio.create_task(store.claim("k", "fp"))
+    with pytest.raises(TimeoutError):  # in flight: the duplicate waits
+        await asyncio.wait_for(asyncio.shield(duplicate), 0.2)
+    await answer(store, first, '{"n":1}')
+    assert await asyncio.wait_for(duplicate, 10) == StoredAnswer(201, '{"n":1}')
 
 
 async def test_expired_answer_is_forgotten(

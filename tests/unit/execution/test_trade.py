@@ -86,14 +86,34 @@ async def test_risk_4xx_is_a_rejected_order(client: httpx.AsyncClient, risk: Ris
     assert "unknown symbol" in order["reason"]
 
 
+@pytest.mark.parametrize("unusable", [{"price": None}, {"price": "Infinity"}], ids=str)
 async def test_approval_without_price_fills_nothing(
-    client: httpx.AsyncClient, risk: RiskStub
+    client: httpx.AsyncClient, risk: RiskStub, unusable: dict[str, Any]
 ) -> None:
-    """An approval with no usable price is refused rather than filled blind."""
-    risk.rule = lambda body: approve_all(body) | {"price": None}
+    """An approval with no usable (missing or infinite) price is refused rather than filled
+    blind."""
+    risk.checked = False  # an infinite price is off Risk's contract: the fail-safe under test
+    risk.rule = lambda body: approve_all(body) | unusable
     order = (await buy(client, 100)).json()
     assert order["status"] == "REJECTED"
     assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
+
+
+async def test_a_buy_risk_sized_with_its_limits_is_rechecked_and_fills(
+    client: httpx.AsyncClient, risk: RiskStub
+) -> None:
+    """An approval that states its limits and valuation goes through the fill-time re-check:
+    a buy well within the room fills as asked."""
+    valuation = {"BTC-USD": {"price": PRICE, "volatility_daily": 0.03}}
+    risk.rule = lambda body: approve_all(body) | {"valuation": valuation}
+    response = await buy(client, 1000)
+    assert response.status_code == 201
+    order = response.json()
+    assert (order["status"], order["filled_amount"], order["reason"]) == (
+        "FILLED",
+        1000,
+        "Approved",
+    )
 
 
 async def test_sell_realises_pnl_at_average_cost(client: httpx.AsyncClient, risk: RiskStub) -> None:
