@@ -29,16 +29,6 @@ WARM_TRADES = 25
 SLOW = {"SERVICE_TIMEOUT_SECONDS": "300", "RETRY_MAX_ATTEMPTS": "1"}
 
 
-def _under_callgrind(server: stack.Server, out: Path) -> None:
-    command = server.command
-
-    def wrapped() -> list[str]:
-        tool = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        return [*tool, f"--callgrind-out-file={out}.%p", *command()]
-
-    server.command = wrapped  # type: ignore[method-assign]
-
-
 def _control(servers: Sequence[stack.Server], *args: str) -> list[subprocess.Popen[bytes]]:
     """Ask every service's callgrind to act; each does once its process next runs."""
     return [
@@ -67,7 +57,13 @@ def run(trades: int, logs: Path, env: dict[str, str], say: Callable[[str], None]
     stack.START_TIMEOUT = stack.STOP_TIMEOUT = 600.0
     servers = stack.real_stack(logs, {**env, **SLOW})
     for server in servers:
-        _under_callgrind(server, logs / f"callgrind.{server.name}")
+        out = logs / f"callgrind.{server.name}.%p"
+        server.launcher = (
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+        )
     bodies = targets.TRADE_BODIES
     url = servers[-1].url + "/api/v1/trade"
     stack.flush_redis(env["REDIS_URL"])

@@ -55,6 +55,8 @@ class Server:
     health_path: str = "/health"
     # Put before `-m uvicorn`, e.g. a profiler: ("-m", "pyinstrument", ...).
     wrap: Sequence[str] = ()
+    # Put before the interpreter itself, e.g. valgrind (see `bench.instructions`).
+    launcher: Sequence[str] = ()
     # uvicorn re-raises the signal after its graceful exit: SIGTERM then kills the process
     # outright, SIGINT becomes a KeyboardInterrupt a wrapper (pyinstrument) can catch.
     stop_signal: int = signal.SIGTERM
@@ -70,7 +72,7 @@ class Server:
         return self.log_dir / f"{self.name}.log"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, *self.wrap, "-m", "uvicorn", self.target]
+        cmd = [*self.launcher, sys.executable, *self.wrap, "-m", "uvicorn", self.target]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), *UVICORN_FLAGS]
         cmd += ["--log-level", "warning"]
         return [*cmd, "--factory"] if self.factory else cmd
