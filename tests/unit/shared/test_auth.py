@@ -197,6 +197,11 @@ async def test_health_docs_and_openapi_need_no_key() -> None:
         "name": "X-API-Key",
         "description": "An API key from API_KEYS; its role decides what it may call.",
     }
+    # The scheme is named on every route that checks a key, and on no open one.
+    paths = document.json()["paths"]
+    assert paths["/market"]["get"]["security"] == [{"APIKeyHeader": []}]
+    assert paths["/trade"]["post"]["security"] == [{"APIKeyHeader": []}]
+    assert "security" not in paths["/health"]["get"]
 
 
 async def test_the_test_helpers_send_the_admin_key() -> None:
