@@ -22,7 +22,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-ROLES = ("admin", "trader", "viewer", "service")
+from shared.auth import Role
+
+ROLES = tuple(role.value for role in Role)
 
 
 def generate() -> dict[str, str]:
