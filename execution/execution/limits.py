@@ -122,7 +122,7 @@ def limited_reason(binding: str, room: Decimal, limits: DecidedLimits, *, change
         why = "against the books as they are now (other trades filled since Risk decided)"
     else:
         why = "at the fill price, after the fee (Risk valued the trade at the quote)"
-    return f"re-checked at fill {why}: {what} leaves room for {room}"
+    return f"re-checked at fill {why}: {what} leaves room for {room:f}"  # never 0E-8
 
 
 def plan_within_limits(

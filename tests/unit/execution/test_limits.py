@@ -220,7 +220,7 @@ def test_room_below_the_minimum_refuses() -> None:
     full = books("7500", BTC_USD=("25", "2500"))
     planned = plan_within_limits("BTC-USD", D(500), D(100), full, limits, COSTS, changed=False)
     assert isinstance(planned, Refusal)
-    assert "below the minimum order of 10" in planned.reason
+    assert "leaves room for 0.00000000, below the minimum order of 10" in planned.reason
     assert "at the fill price, after the fee" in planned.reason
 
 
