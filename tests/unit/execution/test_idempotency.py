@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import httpx
 import pytest
 from execution.config import Settings
 from execution.db import open_database
-from execution.idempotency import Claim, IdempotencyStore, StoredAnswer, answer_in
+from execution.idempotency import Claim, IdempotencyStore, KeyLostError, StoredAnswer, answer_in
 from execution.migrate import migrate
 from execution.models import idempotency_keys, orders
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Select, Update, delete, func, select, update
 
+from execution import idempotency
 from shared.errors import ConflictError, InvalidRequestError
 from shared.problems import Problem
 from tests.unit.execution.conftest import StartApp
@@ -80,8 +84,10 @@ async def test_same_key_other_body_is_422(
     assert len(risk.requests) == 1  # the second request never reached Risk
     problem = Problem.model_validate(other.json())  # every `errors` item complete
     assert problem.errors is not None
-    assert [(e.field, e.location) for e in problem.errors] == [("Idempotency-Key", "header")]
-    assert "different request" in problem.detail
+    assert [(e.field, e.location, e.type) for e in problem.errors] == [
+        ("Idempotency-Key", "header", "idempotency_key_reused")  # what a client tells apart
+    ]
+    assert problem.detail == "Idempotency-Key was already used with a different request body"
 
 
 async def test_503_is_not_stored_so_a_retry_trades(
@@ -190,8 +196,9 @@ async def test_abandoned_claim_is_taken_over(
     second = await store.claim("k", "fp")
     assert isinstance(second, Claim)
     assert second.owner != dead.owner
-    with pytest.raises(ConflictError):
+    with pytest.raises(KeyLostError) as lost:
         await answer(store, dead, "{}")  # the dead owner's late write is refused
+    assert lost.value.detail == "This request's Idempotency-Key was taken over; nothing was done"
 
 
 async def test_a_claim_is_abandoned_once_a_whole_lease_passed_unrenewed(
@@ -210,11 +217,14 @@ async def test_a_claim_is_abandoned_once_a_whole_lease_passed_unrenewed(
 
 
 async def test_a_duplicate_in_this_process_is_woken_by_the_answer(
-    store_and_clock: tuple[IdempotencyStore, Clock],
+    store_and_clock: tuple[IdempotencyStore, Clock], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While the original runs in this process a duplicate waits for its wake-up, which
-    comes with the answer: its polls never need to sleep."""
+    comes with the answer: its polls never need to sleep, nor to time out."""
     polling, clock = store_and_clock
+    # Polls an hour apart: within the test only the wake-up can answer the duplicate.
+    monkeypatch.setattr(idempotency, "_POLL_FIRST", 3600.0)
+    monkeypatch.setattr(idempotency, "_POLL_MAX", 3600.0)
 
     async def never(_: float) -> None:
         await asyncio.Future()  # a poll's sleep that never ends: only the wake-up answers
@@ -248,12 +258,13 @@ async def test_expired_answer_is_forgotten(
 async def test_purge_deletes_only_expired_keys(
     store_and_clock: tuple[IdempotencyStore, Clock],
 ) -> None:
-    """The periodic purge removes keys past the TTL and keeps younger ones."""
+    """The periodic purge removes keys the TTL old or older (the age at which a claim
+    takes them over as new) and keeps younger ones."""
     store, clock = store_and_clock
     await answer(store, await store.claim("old", "fp"), "{}")  # type: ignore[arg-type]
     clock.now += timedelta(hours=12)
     await answer(store, await store.claim("young", "fp"), "{}")  # type: ignore[arg-type]
-    clock.now += timedelta(hours=12, seconds=1)
+    clock.now += timedelta(hours=12)  # "old" is exactly the TTL old
     assert await store.purge_expired() == 1
     query = select(idempotency_keys.c.key)
     left = await store.db.read(lambda conn: conn.execute(query).scalars().all())
@@ -294,12 +305,17 @@ async def test_duplicate_gives_up_with_409_after_the_wait(
     store_and_clock: tuple[IdempotencyStore, Clock],
 ) -> None:
     """A duplicate still waiting after `wait_seconds` for a live original gets a 409."""
-    store, _ = store_and_clock
+    store, clock = store_and_clock
     store.wait_seconds = 5  # the fake sleep lets a second pass per poll
     assert isinstance(await store.claim("k", "fp"), Claim)
     store._local.clear()  # the original runs in another process
-    with pytest.raises(ConflictError):
+    start = clock.now
+    with pytest.raises(ConflictError) as busy:
         await store.claim("k", "fp")
+    assert clock.now - start == timedelta(seconds=5)  # not a poll longer
+    assert busy.value.detail == (
+        "A request with this Idempotency-Key is still in progress; retry later"
+    )
 
 
 async def test_a_renewed_claim_is_not_taken_over_and_a_dead_one_is(
@@ -340,3 +356,288 @@ async def test_a_renewed_claim_is_not_taken_over_and_a_dead_one_is(
     taken = await waiter.claim("k", "fp")
     assert isinstance(taken, Claim)
     assert taken.owner != claim.owner
+
+
+async def test_a_duplicate_of_a_stuck_original_in_this_process_still_gives_up(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """Waiting for the wake-up of an original in this process is bounded by the poll: if
+    the original never finishes, its duplicate still gets its 409 after the wait."""
+    polling, _ = store_and_clock
+    start, reads = datetime(2025, 1, 1, tzinfo=UTC), itertools.count()
+
+    def ticking() -> datetime:  # a second passes each time the time is read
+        return start + timedelta(seconds=next(reads))
+
+    store = IdempotencyStore(
+        polling.db, ttl=polling.ttl, lock_seconds=60, wait_seconds=5, now=ticking
+    )
+    assert isinstance(await store.claim("k", "fp"), Claim)  # never answered nor finished
+    with pytest.raises(ConflictError):
+        await asyncio.wait_for(store.claim("k", "fp"), 10)
+
+
+async def test_a_stored_answer_is_replayed_at_once(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A retry of an answered key gets the answer from its first look, without a poll."""
+    store, clock = store_and_clock
+    first = await store.claim("k", "fp")
+    assert isinstance(first, Claim)
+    await answer(store, first, '{"n":1}')
+    store.wait_seconds = 0  # any wait would be a 409
+    start = clock.now
+    assert await store.claim("k", "fp") == StoredAnswer(201, '{"n":1}')
+    assert clock.now == start
+
+
+async def test_a_waiting_duplicate_polls_with_reads_not_writes(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A duplicate waiting on a live claim only reads the key after its first try: a write
+    per poll would queue behind every trade's commit (SQLite has one writer) for nothing."""
+    store, _ = store_and_clock
+    store.wait_seconds = 5  # the fake sleep lets a second pass per poll: five polls
+    assert isinstance(await store.claim("k", "fp"), Claim)
+    store._local.clear()  # the original runs in another process
+    writes: list[float] = []
+    store.db.observe_write = writes.append
+    with pytest.raises(ConflictError):
+        await store.claim("k", "fp")
+    assert len(writes) == 1
+
+
+async def test_polls_back_off_from_5_ms_doubling_up_to_100_ms(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A duplicate polls soon after it starts (an original answers in milliseconds), then
+    less and less often, but never more than 100 ms apart."""
+    polling, clock = store_and_clock
+    pauses: list[float] = []
+
+    async def sleep(pause: float) -> None:
+        pauses.append(pause)
+        clock.now += timedelta(seconds=1)
+
+    store = IdempotencyStore(
+        polling.db, ttl=polling.ttl, lock_seconds=60, wait_seconds=8, now=clock, sleep=sleep
+    )
+    assert isinstance(await store.claim("k", "fp"), Claim)
+    store._local.clear()  # the original runs in another process
+    with pytest.raises(ConflictError):
+        await store.claim("k", "fp")
+    assert pauses == [0.005, 0.01, 0.02, 0.04, 0.08, 0.1, 0.1, 0.1]
+
+
+async def test_taking_over_an_expired_key_leaves_a_fresh_claim(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A key past its TTL taken over by a new request keeps nothing of the old answer and
+    is in flight like any new claim: a duplicate waits for it, neither replaying the old
+    answer nor taking the key over a second time."""
+    store, clock = store_and_clock
+    old = await store.claim("k", "fp")
+    assert isinstance(old, Claim)
+    await answer(store, old, '{"n":1}')
+    clock.now += timedelta(hours=24)
+    new = await store.claim("k", "other")
+    assert isinstance(new, Claim)
+    query = select(idempotency_keys).where(idempotency_keys.c.key == "k")
+    row = await store.db.read(lambda conn: conn.execute(query).one())
+    assert (row.owner, row.fingerprint, row.created_at, row.locked_at) == (
+        new.owner,
+        "other",
+        clock.now,
+        clock.now,
+    )
+    assert (row.status_code, row.response, row.order_id) == (None, None, None)
+    store.wait_seconds = 0  # in flight: the duplicate's 409 comes at once
+    with pytest.raises(ConflictError):
+        await store.claim("k", "other")
+
+
+async def test_releasing_an_answered_claim_keeps_its_answer(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A release after the answer was stored (the request failing after its commit) leaves
+    the answer: a retry replays it rather than trading a second time."""
+    store, _ = store_and_clock
+    claim = await store.claim("k", "fp")
+    assert isinstance(claim, Claim)
+    await answer(store, claim, '{"n":1}')
+    await store.release(claim)
+    assert await store.claim("k", "fp") == StoredAnswer(201, '{"n":1}')
+
+
+async def test_a_stalled_request_and_the_retry_that_took_its_key_both_finish(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A request stalled past its lease and the retry that took its key over can run in
+    one process: each may finish (waking the key's waiters), neither fails for the other,
+    and no wake-up is left behind."""
+    store, clock = store_and_clock
+    stalled = await store.claim("k", "fp")
+    assert isinstance(stalled, Claim)
+    clock.now += timedelta(seconds=60)  # a whole lease without a renewal
+    retry = await store.claim("k", "fp")
+    assert isinstance(retry, Claim)
+    assert retry.owner != stalled.owner
+    store.finished(stalled)
+    store.finished(retry)
+    assert store._local == {}
+
+
+class Ticks:
+    """A sleep that reports each pause asked for and ends only when ticked."""
+
+    def __init__(self) -> None:
+        self.asked: asyncio.Queue[float] = asyncio.Queue()
+        self._ticks: asyncio.Queue[None] = asyncio.Queue()
+
+    async def __call__(self, pause: float) -> None:
+        self.asked.put_nowait(pause)
+        await self._ticks.get()
+
+    def tick(self) -> None:
+        self._ticks.put_nowait(None)
+
+    async def next_pause(self) -> float:
+        """The pause of the next sleep begun (bounded: a sleep that never comes fails)."""
+        return await asyncio.wait_for(self.asked.get(), 10)
+
+
+async def test_the_owner_renews_its_lease_every_third_of_it(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A renewal every third of `lock_seconds` leaves room for two missed renewals (a busy
+    database) before a live request's key could be taken over."""
+    waiter, clock = store_and_clock
+    ticks = Ticks()
+    owner = IdempotencyStore(
+        waiter.db, ttl=waiter.ttl, lock_seconds=60, wait_seconds=5, now=clock, sleep=ticks
+    )
+    claim = await owner.claim("k", "fp")
+    assert isinstance(claim, Claim)
+    async with owner.held(claim):
+        assert await ticks.next_pause() == 20
+        ticks.tick()
+        assert await ticks.next_pause() == 20
+
+
+async def test_a_stalled_request_renews_only_its_own_claim(
+    store_and_clock: tuple[IdempotencyStore, Clock],
+) -> None:
+    """A request that stalled past its lease lost its key; its renewal, still running,
+    leaves the new owner's lease alone (else, were the new owner to die, the key would
+    stay stuck for as long as the stalled request runs)."""
+    waiter, clock = store_and_clock
+    ticks = Ticks()
+    owner = IdempotencyStore(
+        waiter.db, ttl=waiter.ttl, lock_seconds=60, wait_seconds=5, now=clock, sleep=ticks
+    )
+    stalled = await owner.claim("k", "fp")
+    assert isinstance(stalled, Claim)
+    query = select(idempotency_keys.c.locked_at).where(idempotency_keys.c.key == "k")
+    async with owner.held(stalled):
+        await ticks.next_pause()
+        clock.now += timedelta(seconds=60)  # a whole lease without a renewal
+        taken = await waiter.claim("k", "fp")
+        assert isinstance(taken, Claim)
+        taken_at = clock.now
+        clock.now += timedelta(seconds=10)
+        ticks.tick()  # the stalled request's renewal runs at last
+        await ticks.next_pause()  # and is done: it sleeps again
+        assert await waiter.db.read(lambda conn: conn.execute(query).scalar_one()) == taken_at
+
+
+class Interleaved:
+    """A connection that runs a pending action (once) just before its first statement of
+    `kind`, on the same transaction: another request committing in between."""
+
+    def __init__(
+        self, conn: Connection, kind: type, pending: list[Callable[[Connection], object]]
+    ) -> None:
+        self.conn, self.kind, self.pending = conn, kind, pending
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def execute(self, statement: Any, *args: Any) -> Any:
+        if self.pending and isinstance(statement, self.kind):
+            self.pending.pop()(self.conn)
+        return self.conn.execute(statement, *args)
+
+
+def meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+    store: IdempotencyStore,
+    kind: type,
+    action: Callable[[Connection], object],
+) -> None:
+    """Run `action` in the store's next claim, just before its first `kind` statement
+    (Select, Update): another request's transaction committing between two statements of
+    the claim's, which PostgreSQL's READ COMMITTED allows (and SQLite's one writer not)."""
+    pending = [action]
+    write = store.db.write
+
+    async def interleaved(body: Callable[[Connection], Any]) -> Any:
+        return await write(lambda conn: body(cast(Connection, Interleaved(conn, kind, pending))))
+
+    monkeypatch.setattr(store.db, "write", interleaved)
+
+
+async def test_a_claim_released_meanwhile_is_claimed_afresh(
+    store_and_clock: tuple[IdempotencyStore, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim released between a retry's insert (which it blocked) and the retry's read of
+    the row leaves nothing to judge: the retry looks again and claims the free key."""
+    store, _ = store_and_clock
+    first = await store.claim("k", "fp")
+    assert isinstance(first, Claim)
+    store._local.clear()  # the original runs in another process
+    release = delete(idempotency_keys).where(idempotency_keys.c.owner == first.owner)
+    meanwhile(monkeypatch, store, Select, lambda conn: conn.execute(release))
+    second = await store.claim("k", "fp")
+    assert isinstance(second, Claim)
+    assert second.owner != first.owner
+
+
+async def test_a_claim_answered_meanwhile_is_not_taken_over(
+    store_and_clock: tuple[IdempotencyStore, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An original that stores its answer just as its lease lapsed, between a retry's read
+    of the key and its take-over, keeps the key: the retry replays the answer instead of
+    trading a second time."""
+    store, clock = store_and_clock
+    first = await store.claim("k", "fp")
+    assert isinstance(first, Claim)
+    store._local.clear()  # the original runs in another process
+    clock.now += timedelta(seconds=60)  # a whole lease without a renewal
+    store_answer = functools.partial(
+        answer_in, claim=first, status_code=201, body='{"n":1}', order_id="order-1"
+    )
+    meanwhile(monkeypatch, store, Update, store_answer)
+    assert await store.claim("k", "fp") == StoredAnswer(201, '{"n":1}')
+
+
+async def test_of_two_retries_taking_over_one_claim_only_one_gets_it(
+    store_and_clock: tuple[IdempotencyStore, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two retries judging one abandoned claim at once: the take-over landing second finds
+    another owner and waits for that one, so only one request runs."""
+    store, clock = store_and_clock
+    store.wait_seconds = 5  # the fake sleep lets a second pass per poll
+    dead = await store.claim("k", "fp")
+    assert isinstance(dead, Claim)
+    store._local.clear()  # the claiming request died with its process
+    clock.now += timedelta(seconds=60)  # a whole lease without a renewal
+    rival = (
+        update(idempotency_keys)
+        .where(idempotency_keys.c.key == "k")
+        .values(owner="rival", locked_at=clock.now)
+    )
+    meanwhile(monkeypatch, store, Update, lambda conn: conn.execute(rival))
+    with pytest.raises(ConflictError):
+        await store.claim("k", "fp")  # the rival's claim is live: wait, then 409
+    query = select(idempotency_keys.c.owner).where(idempotency_keys.c.key == "k")
+    assert await store.db.read(lambda conn: conn.execute(query).scalar_one()) == "rival"
