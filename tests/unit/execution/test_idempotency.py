@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -57,11 +58,14 @@ async def test_50_concurrent_duplicates_fill_once(
 
 
 async def test_replay_after_completion_is_the_stored_answer(client: httpx.AsyncClient) -> None:
-    """A later retry with the key gets the same body, even after the books changed."""
+    """A later retry with the key gets the same body, even after the books changed, marked
+    Idempotent-Replayed (the first answer is not)."""
     first = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-1"})
     await client.post("/api/v1/trade", json=BODY)
     again = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-1"})
     assert (again.status_code, again.content) == (201, first.content)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
     stored = (await client.get(f"/api/v1/orders/{first.json()['order_id']}")).json()
     assert stored.pop("account") == 1  # a look-up adds the account the order was placed on
     assert stored == first.json()
@@ -93,14 +97,61 @@ async def test_same_key_other_body_is_422(
 async def test_503_is_not_stored_so_a_retry_trades(
     start: StartApp, risk: RiskStub, dead_url: str
 ) -> None:
-    """After Risk was down, a retry with the same key runs afresh and fills."""
+    """After Risk was down, a retry with the same key runs afresh and fills at once: the key
+    was released, not left for its lease to lapse (the retry waits a second at most)."""
     async with start(risk_url=dead_url) as client:
         down = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-3"})
     assert down.status_code == 503
-    async with start() as client:
+    async with start(idempotency_wait_seconds=1, idempotency_lock_seconds=60) as client:
         retry = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-3"})
         assert (retry.status_code, retry.json()["status"]) == (201, "FILLED")
         assert len((await client.get("/api/v1/orders")).json()["orders"]) == 2
+
+
+async def test_a_keyed_trade_is_known_by_its_key_to_risk_and_on_the_order(
+    client: httpx.AsyncClient, risk: RiskStub, database_url: str
+) -> None:
+    """Risk is asked under the stored key (so a take-over's retry of the request is the same
+    request to Risk), and the order row records the key it was placed under."""
+    first = await client.post("/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-6"})
+    db = open_database(Settings(database_url=database_url))
+    query = select(orders.c.idempotency_key).where(orders.c.order_id == first.json()["order_id"])
+    try:
+        stored = await db.read(lambda conn: conn.execute(select(idempotency_keys.c.key)).all())
+        on_order = await db.read(lambda conn: conn.execute(query).scalar_one())
+    finally:
+        await db.dispose()
+    assert [row.key for row in stored] == [on_order]
+    assert risk.keys == [f"execution-{on_order}"]
+
+
+# Holds SQLite's file write lock from outside the service: a SQLite-only case.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_failed_release_still_answers_the_trades_error(
+    start: StartApp, risk: RiskStub, database_url: str
+) -> None:
+    """The ledger locked while Risk decides: the fill fails, freeing the key fails too, and
+    the answer is still the fill's 503 with Retry-After, not a 500 from the release."""
+    blocker = sqlite3.connect(
+        database_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
+    )
+
+    def lock_then_approve(body: dict[str, Any]) -> dict[str, Any]:
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the ledger from here on
+        return approve_all(body)
+
+    risk.rule = lock_then_approve
+    try:
+        async with start(sqlite_busy_timeout_seconds=0.1) as client:
+            answer = await client.post(
+                "/api/v1/trade", json=BODY, headers={"Idempotency-Key": "k-7"}
+            )
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["service"] == "database"
 
 
 @pytest.mark.parametrize("refusal", ["not approved", "risk 4xx"])

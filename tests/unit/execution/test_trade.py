@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from execution.db import engine_url
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.unit.execution.conftest import StartApp
 from tests.unit.execution.stubs import PRICE, GatewayStub, RiskStub, approve_all, problem
+
+
+async def _spend(database_url: str, cash: str) -> None:
+    """Set the ledger's cash from outside the service, as another writer would."""
+    if database_url.startswith("sqlite"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30) as conn:
+            conn.execute("UPDATE accounts SET cash = ?", (cash,))
+        return
+    engine = create_async_engine(engine_url(database_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE accounts SET cash = :cash"), {"cash": cash})
+    finally:
+        await engine.dispose()
 
 
 async def buy(client: httpx.AsyncClient, amount: float, **headers: str) -> httpx.Response:
@@ -54,18 +73,20 @@ async def test_fill_is_capped_by_risks_max_amount(start: StartApp, risk: RiskStu
 
 
 async def test_risk_sees_the_ledgers_portfolio(client: httpx.AsyncClient, risk: RiskStub) -> None:
-    """Risk is asked with the cash and quantities on the ledger, and an Idempotency-Key."""
-    await buy(client, 1000)
-    await buy(client, 500)
+    """Risk is asked with the cash and quantities on the ledger, and an Idempotency-Key
+    naming the order (a retry of that one request to Risk is then answered once)."""
+    first = (await buy(client, 1000)).json()
+    second = (await buy(client, 500)).json()
     assert risk.requests[1]["current_portfolio"] == {
         "cash": 9000.0,
         "positions": {"BTC-USD": 10.0},
     }
-    assert all(key and key.startswith("execution-") for key in risk.keys)
+    assert risk.keys == [f"execution-{first['order_id']}", f"execution-{second['order_id']}"]
 
 
 async def test_not_approved_is_a_rejected_order(client: httpx.AsyncClient, risk: RiskStub) -> None:
-    """A refusal is 201 REJECTED with Risk's reason, and no money moves."""
+    """A refusal is 201 REJECTED with Risk's reason and its answer kept, nothing filled (no
+    quantity, price or fee), and no money moves."""
     risk.rule = lambda body: approve_all(body) | {"approved": False, "reason": "VaR limit"}
     response = await buy(client, 1000)
     assert response.status_code == 201
@@ -75,7 +96,22 @@ async def test_not_approved_is_a_rejected_order(client: httpx.AsyncClient, risk:
         "VaR limit",
         0,
     )
+    assert (order["quantity"], order["price"], order["fee"]) == (0, None, 0)
+    assert (order["risk"]["approved"], order["risk"]["reason"]) == (False, "VaR limit")
     assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
+
+
+@pytest.mark.parametrize(
+    ("approved", "status", "reason"),
+    [(False, "REJECTED", "Not approved by risk management"), (True, "FILLED", "Approved")],
+)
+async def test_a_decision_with_an_empty_reason_gets_one(
+    client: httpx.AsyncClient, risk: RiskStub, approved: bool, status: str, reason: str
+) -> None:
+    """Risk's reason may be empty: the order then says plainly what Risk decided, never ""."""
+    risk.rule = lambda body: approve_all(body) | {"approved": approved, "reason": ""}
+    order = (await buy(client, 100)).json()
+    assert (order["status"], order["reason"]) == (status, reason)
 
 
 async def test_risk_4xx_is_a_rejected_order(client: httpx.AsyncClient, risk: RiskStub) -> None:
@@ -86,17 +122,51 @@ async def test_risk_4xx_is_a_rejected_order(client: httpx.AsyncClient, risk: Ris
     assert "unknown symbol" in order["reason"]
 
 
-@pytest.mark.parametrize("unusable", [{"price": None}, {"price": "Infinity"}], ids=str)
+@pytest.mark.parametrize(
+    "unusable",
+    [
+        {"price": None},
+        {"price": "Infinity"},
+        {"price": 0},
+        {"max_amount": 0},
+        {"max_amount": -5},
+        {"max_amount": "NaN"},
+    ],
+    ids=str,
+)
 async def test_approval_without_price_fills_nothing(
     client: httpx.AsyncClient, risk: RiskStub, unusable: dict[str, Any]
 ) -> None:
-    """An approval with no usable (missing or infinite) price is refused rather than filled
-    blind."""
+    """An approval with no usable (missing, infinite or zero) price or max_amount is refused
+    rather than filled blind, and the order says why."""
     risk.checked = False  # an infinite price is off Risk's contract: the fail-safe under test
     risk.rule = lambda body: approve_all(body) | unusable
     order = (await buy(client, 100)).json()
-    assert order["status"] == "REJECTED"
+    assert (order["status"], order["reason"]) == (
+        "REJECTED",
+        "Risk approved without a usable max_amount and price; nothing was filled",
+    )
     assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
+
+
+@pytest.mark.parametrize(
+    ("decided", "filled", "quantity"),
+    [({"max_amount": 0.5}, 0.5, 0.005), ({"price": 0.5}, 100, 200)],
+    ids=str,
+)
+async def test_an_approval_under_one_dollar_or_at_a_price_under_one_fills(
+    start: StartApp, risk: RiskStub, decided: dict[str, Any], filled: float, quantity: float
+) -> None:
+    """Any positive max_amount and price are usable: Risk allowing 0.50 USD fills 0.50, and
+    a coin quoted at 0.50 USD (DOGE is under one) is bought, not refused."""
+    risk.rule = lambda body: approve_all(body) | decided
+    async with start(min_order_amount=0.1) as client:
+        order = (await buy(client, 100)).json()
+    assert (order["status"], order["filled_amount"], order["quantity"]) == (
+        "FILLED",
+        filled,
+        quantity,
+    )
 
 
 async def test_a_buy_risk_sized_with_its_limits_is_rechecked_and_fills(
@@ -114,6 +184,72 @@ async def test_a_buy_risk_sized_with_its_limits_is_rechecked_and_fills(
         1000,
         "Approved",
     )
+
+
+def with_valuation(body: dict[str, Any]) -> dict[str, Any]:
+    """Approve in full, stating the limits and valuation (so the fill re-checks a buy)."""
+    valuation = {"BTC-USD": {"price": PRICE, "volatility_daily": 0.03}}
+    return approve_all(body) | {"valuation": valuation}
+
+
+def position_share(portfolio: dict[str, Any]) -> float:
+    """BTC-USD's share of equity at PRICE."""
+    (position,) = portfolio["positions"]
+    value = position["quantity"] * PRICE
+    return float(value / (portfolio["cash"] + value))
+
+
+async def test_a_buy_past_the_position_cap_is_cut_at_the_fill(
+    client: httpx.AsyncClient, risk: RiskStub
+) -> None:
+    """Risk approving more than its own position cap allows (25% of equity) is caught at the
+    fill: the buy is cut so the position, counting what was held, ends at the cap."""
+    await buy(client, 1000)  # 10% of equity, held before the oversized buy
+    risk.rule = with_valuation
+    order = (await buy(client, 5000)).json()
+    assert order["status"] == "FILLED"
+    assert 0 < order["filled_amount"] <= 1500  # 25% of 10 000, less the 1 000 held
+    assert "re-checked at fill at the fill price" in order["reason"]
+    assert "position cap of 25%" in order["reason"]
+    share = position_share((await client.get("/api/v1/portfolio")).json())
+    assert share == pytest.approx(0.25, abs=0.005)
+    assert share <= 0.25
+
+
+async def test_a_buy_cut_at_the_fill_after_the_books_moved_says_so(
+    start: StartApp, risk: RiskStub, database_url: str
+) -> None:
+    """When the cash changed while Risk decided (another trade), the cut names that cause,
+    not the fill price: the reason tells an operator which of the two happened."""
+
+    def spend_then_approve(body: dict[str, Any]) -> dict[str, Any]:
+        with ThreadPoolExecutor(1) as pool:  # another writer, while Risk decides
+            pool.submit(asyncio.run, _spend(database_url, "6000")).result()
+        return with_valuation(body)
+
+    risk.rule = spend_then_approve
+    async with start() as client:
+        order = (await buy(client, 5000)).json()
+    assert order["status"] == "FILLED"
+    assert order["filled_amount"] <= 1500  # 25% of the 6 000 left
+    assert "re-checked at fill against the books as they are now" in order["reason"]
+
+
+async def test_a_sell_is_not_resized_as_a_buy(start: StartApp, risk: RiskStub) -> None:
+    """An approved sell that states Risk's limits and valuation is planned as a sell (below
+    the quote by the slippage, clamped to what is held): only buys are sized again at the
+    fill, and a sell is never planned as a buy."""
+    async with start(slippage_bps=10) as client:
+        await buy(client, 1000)
+        held = (await client.get("/api/v1/portfolio")).json()["positions"][0]["quantity"]
+        risk.rule = with_valuation
+        response = await client.post(
+            "/api/v1/trade", json={"symbol": "BTC-USD", "side": "sell", "amount": 1e6}
+        )
+        order = response.json()
+        assert (order["side"], order["status"], order["quantity"]) == ("sell", "FILLED", held)
+        assert order["price"] == pytest.approx(PRICE * 0.999)
+        assert (await client.get("/api/v1/portfolio")).json()["positions"] == []
 
 
 async def test_sell_realises_pnl_at_average_cost(client: httpx.AsyncClient, risk: RiskStub) -> None:
@@ -168,6 +304,8 @@ async def test_risk_down_is_503_and_the_attempt_is_listed(start: StartApp, dead_
         assert listed[0]["status"] == "REJECTED"
         assert listed[0]["risk"] is None
         assert "Risk service unavailable" in listed[0]["reason"]
+        # The problem names the service that was down and says what the order records.
+        assert (problem["service"], problem["detail"]) == ("risk_management", listed[0]["reason"])
 
 
 async def test_breaker_open_is_503_with_its_retry_after(start: StartApp, dead_url: str) -> None:
@@ -227,6 +365,7 @@ async def test_an_answer_from_risk_that_is_not_an_object_fills_nothing(
     order = response.json()
     assert (order["status"], order["filled_amount"]) == ("REJECTED", 0)
     assert order["reason"] == "Risk answered something other than an object"
+    assert order["risk"] == {"approved": False, "reason": order["reason"]}
     assert (await client.get("/api/v1/portfolio")).json()["cash"] == 10_000
 
 

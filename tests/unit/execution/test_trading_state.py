@@ -70,6 +70,7 @@ async def test_halted_refuses_with_409_recorded_and_risk_not_asked(
     orders = (await client.get("/api/v1/orders")).json()["orders"]
     assert [(o["order_id"], o["status"]) for o in orders] == [(problem["order_id"], "REJECTED")]
     assert "HALTED" in orders[0]["reason"]
+    assert "exchange incident" in orders[0]["reason"]  # the order says why, as the 409 does
     assert (await trade(client, "sell", 100)).status_code == 409
 
 
@@ -145,7 +146,8 @@ async def test_the_state_survives_a_restart(start: StartApp, risk: RiskStub) -> 
 async def test_a_halt_set_while_risk_decides_holds_at_fill(
     start: StartApp, risk: RiskStub, database_url: str
 ) -> None:
-    """A halt that lands between Risk's approval and the fill refuses the fill (409)."""
+    """A halt that lands between Risk's approval and the fill refuses the fill (409), naming
+    the order it recorded, whose reason gives the halt's."""
 
     def halt_then_approve(body: dict[str, Any]) -> dict[str, Any]:
         # Another writer (an operator on another replica) halts while Risk decides.
@@ -161,4 +163,30 @@ async def test_a_halt_set_while_risk_decides_holds_at_fill(
         portfolio = (await client.get("/api/v1/portfolio")).json()
         orders = (await client.get("/api/v1/orders")).json()["orders"]
     assert portfolio["cash"] == 10_000
-    assert [o["status"] for o in orders] == ["REJECTED"]
+    assert [(o["order_id"], o["status"]) for o in orders] == [
+        (answer.json()["order_id"], "REJECTED")
+    ]
+    assert "race" in orders[0]["reason"]
+
+
+async def test_a_trade_refused_at_the_fill_runs_afresh_after_resuming(
+    start: StartApp, risk: RiskStub, database_url: str
+) -> None:
+    """A 409 at the fill is not stored under the Idempotency-Key: once trading resumes, a
+    retry with the key trades instead of replaying the refusal."""
+
+    def halt_then_approve(body: dict[str, Any]) -> dict[str, Any]:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _halt(database_url)).result()
+        return approve_all(body)
+
+    risk.rule = halt_then_approve
+    body = {"symbol": "BTC-USD", "side": "buy", "amount": 100}
+    key = {"Idempotency-Key": "k-halted"}
+    async with start() as client:
+        assert (await client.post("/api/v1/trade", json=body, headers=key)).status_code == 409
+        risk.rule = approve_all
+        await put_state(client, "ACTIVE", "race over")
+        retry = await client.post("/api/v1/trade", json=body, headers=key)
+    assert (retry.status_code, retry.json()["status"]) == (201, "FILLED")
+    assert "Idempotent-Replayed" not in retry.headers
