@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from execution.broker import AMOUNT_STEP, Books, Costs, Fill, Refusal
+from execution.broker import AMOUNT_STEP, BPS, Books, Costs, Fill, Refusal
 from execution.ledger import Holdings, Position
 from execution.limits import (
     DecidedLimits,
@@ -423,7 +423,7 @@ def test_the_held_symbol_is_valued_at_the_fill_price() -> None:
 def test_a_buy_of_exactly_the_room_is_not_cut() -> None:
     """Asking for the room to the last step is within the limits: nothing to explain."""
     limits = usable(decision(BTC_USD={"price": 100.0, "volatility_daily": 0.001}))
-    room, _ = room_at_fill("BTC-USD", books("10000"), limits, D(100), COSTS.fee_bps / 10_000)
+    room, _ = room_at_fill("BTC-USD", books("10000"), limits, D(100), COSTS.fee_bps / BPS)
     planned = plan_within_limits(
         "BTC-USD", room, D(100), books("10000"), limits, COSTS, changed=True
     )
@@ -434,7 +434,7 @@ def test_a_buy_of_exactly_the_room_is_not_cut() -> None:
 def test_a_room_of_exactly_the_minimum_order_is_filled() -> None:
     """The minimum order is itself a fillable amount: a room of that much is not refused."""
     limits = usable(decision(BTC_USD={"price": 100.0, "volatility_daily": 0.001}))
-    room, _ = room_at_fill("BTC-USD", books("10000"), limits, D(100), COSTS.fee_bps / 10_000)
+    room, _ = room_at_fill("BTC-USD", books("10000"), limits, D(100), COSTS.fee_bps / BPS)
     limits = replace(limits, min_order_usd=float(room))
     planned = plan_within_limits(
         "BTC-USD", D(5000), D(100), books("10000"), limits, COSTS, changed=True
