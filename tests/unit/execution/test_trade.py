@@ -1,19 +1,31 @@
-"""The trade endpoint end to end on each ledger backend, Risk answering from a stub server."""
+"""The trade endpoint end to end on each ledger backend, Risk answering from a stub server
+(and TradeService built directly for what the app never configures)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, cast
 
 import httpx
+import orjson
 import pytest
-from execution.db import engine_url
+from execution.broker import Costs
+from execution.config import Settings
+from execution.db import engine_url, open_database
+from execution.idempotency import IdempotencyStore
+from execution.ledger import Ledger
+from execution.migrate import migrate
+from execution.schemas import TradeRequest
+from execution.service import TradeService
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.client import ServiceClient
 from tests.unit.execution.conftest import StartApp
 from tests.unit.execution.stubs import PRICE, GatewayStub, RiskStub, approve_all, problem
 
@@ -250,6 +262,35 @@ async def test_a_sell_is_not_resized_as_a_buy(start: StartApp, risk: RiskStub) -
         assert (order["side"], order["status"], order["quantity"]) == ("sell", "FILLED", held)
         assert order["price"] == pytest.approx(PRICE * 0.999)
         assert (await client.get("/api/v1/portfolio")).json()["positions"] == []
+
+
+class DirectRisk:
+    """Risk's client, answering in process: approved in full, with limits and valuation."""
+
+    async def post_json(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return with_valuation(body)
+
+
+async def test_a_service_without_protection_limits_fills_unmeasured(database_url: str) -> None:
+    """TradeService's protections are optional: built without limits, a fill whose decision
+    states a valuation is not measured (nothing to measure against) and fills as asked."""
+    db = open_database(Settings(database_url=database_url))
+    try:
+        await migrate(db, starting_cash=Decimal(10_000))
+        trades = TradeService(
+            ledger=Ledger(db),
+            keys=IdempotencyStore(db, ttl=timedelta(hours=24), lock_seconds=5, wait_seconds=5),
+            risk=cast(ServiceClient, DirectRisk()),
+            costs=Costs(slippage_bps=Decimal(0), fee_bps=Decimal(0), min_order_amount=Decimal(1)),
+            retry_after=1,
+        )
+        answer = await trades.trade(TradeRequest(symbol="BTC-USD", side="buy", amount=100), None)
+        cash = (await Ledger(db).holdings()).cash
+    finally:
+        await db.dispose()
+    order = orjson.loads(answer.body)
+    assert (answer.status_code, order["status"], order["filled_amount"]) == (201, "FILLED", 100)
+    assert cash == 10_000 - 100
 
 
 async def test_sell_realises_pnl_at_average_cost(client: httpx.AsyncClient, risk: RiskStub) -> None:
