@@ -19,7 +19,13 @@ from regime_detection.classify import (
     settle,
 )
 from regime_detection.config import Settings
-from regime_detection.indicators import adx, choppiness, volatility
+from regime_detection.indicators import (
+    adx,
+    choppiness,
+    efficiency_ratio,
+    rolling_volatility,
+    volatility,
+)
 
 from shared.market.models import Regime
 from shared.market.simulated import SimulatedMarket
@@ -141,6 +147,51 @@ def test_the_answer_is_the_settled_replay_with_the_newest_candle_s_confidence() 
         else:
             assert reading.confidence == decide(reading.indicators, TH).confidence
     assert disagreed > 0  # the debounce held an answer at least once
+
+
+def test_decide_reports_the_figures_it_decided_on() -> None:
+    """The reading carries the figures behind its call, which the API shows beside it."""
+    reading = decide(CALM, TH)
+    assert reading.indicators == CALM
+
+
+@pytest.mark.parametrize(
+    ("changes", "fewest"),
+    [
+        ({}, 28),  # the defaults: ADX(14) needs 2 x 14
+        ({"adx_period": 2, "chop_period": 30}, 31),  # CHOP(30) needs 30 true ranges
+        ({"adx_period": 2, "fast_periods": 30}, 31),  # 30 fast true ranges
+        ({"adx_period": 2, "efficiency_periods": 30}, 31),  # 30 moves for the efficiency
+        ({"adx_period": 2, "chop_period": 2, "fast_periods": 2, "efficiency_periods": 2}, 4),
+    ],
+)
+def test_min_candles_is_what_the_longest_indicator_needs(
+    changes: dict[str, int], fewest: int
+) -> None:
+    """Each window can be the longest: asking fewer candles would leave an indicator NaN."""
+    assert replace(TH, **changes).min_candles() == fewest
+
+
+def test_the_fewest_candles_the_indicators_need_give_a_reading() -> None:
+    """Exactly `min_candles` candles are enough: every figure has a value, no UNKNOWN."""
+    close = np.linspace(100, 110, TH.min_candles())
+    reading = assess(close + 1, close - 1, close, periods=100, granularity=60, th=TH)
+    assert reading.regime == "TRENDING"
+    assert reading.indicators is not None
+    assert not math.isnan(reading.indicators.adx)
+
+
+def test_the_replay_holds_the_last_replay_candles_figures() -> None:
+    """`recent` gives exactly the newest `replay` candles' figures, each the indicator's own
+    value at that candle: the debounce replays that many calls, no more, no fewer."""
+    high, low, close = _day("ETH-USD", 5, 300)
+    figures = recent(high, low, close, granularity=60, th=TH)
+    efficiency = efficiency_ratio(close, TH.efficiency_periods)[-TH.replay :]
+    fast = rolling_volatility(close, TH.fast_periods)[-TH.replay :] * math.sqrt(365 * 24 * 60)
+    np.testing.assert_allclose(figures.efficiency_ratio, efficiency, rtol=1e-9)
+    np.testing.assert_allclose(figures.fast_volatility_annualized, fast, rtol=1e-9)
+    assert figures.true_range_ratio.shape == (TH.replay,)
+    assert not np.isnan(figures.true_range_ratio).any()
 
 
 def test_too_few_candles_is_unknown_with_a_reason() -> None:

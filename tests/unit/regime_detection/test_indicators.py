@@ -101,6 +101,23 @@ def test_adx_of_a_perfectly_flat_market_is_zero_like_talib() -> None:
     assert adx(flat, flat, flat, 14)[-1] == 0.0
 
 
+def test_bars_with_range_but_no_directional_movement_leave_adx_like_talib() -> None:
+    """Bars that range inside the same high and low have a true range but no +DM or -DM:
+    their DI sum is 0, so they give no DX (not 0/0) and ADX holds, as in TA-Lib; a
+    trend after them moves it from there."""
+    high, low = np.full(80, 11.0), np.full(80, 9.0)
+    close = np.tile([10.0, 10.5], 40)
+    climb = np.arange(40) * 0.5
+    high[40:] += climb
+    low[40:] += climb
+    close[40:] += climb
+    ours = adx(high, low, close, 14)
+    theirs = talib.ADX(high, low, close, timeperiod=14)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert (ours[27:41] == 0.0).all()
+    assert ours[-1] > 0.0
+
+
 def test_smoothing_matches_the_recurrence_across_chunks() -> None:
     """Wilder's smoothing in closed form equals the step-by-step recurrence."""
     x = np.random.default_rng(3).uniform(0, 2, 1000)
@@ -143,6 +160,15 @@ def test_a_flat_window_scores_100_without_dividing_by_zero() -> None:
     assert (chop[14:] == 100.0).all()
 
 
+def test_choppiness_needs_period_true_ranges() -> None:
+    """`period` bars have only period - 1 true ranges: no value yet (and no error); one
+    bar more gives the first."""
+    high, low, close = _synthetic("walk", 15)
+    assert np.isnan(choppiness(high[:14], low[:14], close[:14], 14)).all()
+    assert np.isnan(choppiness(high, low, close, 14)[:14]).all()
+    assert not math.isnan(choppiness(high, low, close, 14)[14])
+
+
 def test_choppiness_of_a_straight_line_is_zero_and_of_a_range_is_high() -> None:
     """A steady climb scores near 0; a price bouncing in a band scores 100."""
     line = np.arange(1.0, 41.0)
@@ -175,6 +201,23 @@ def test_rolling_figures_equal_their_windowed_definitions() -> None:
     np.testing.assert_allclose(rolling_volatility(close, 10)[10:], expected_vol, rtol=1e-9)
     assert np.isnan(rolling_volatility(close, 10)[:10]).all()
     assert rolling_volatility(close, 10)[-1] == pytest.approx(volatility(close[-11:]), rel=1e-9)
+
+
+def test_rolling_mean_has_a_value_once_period_values_exist() -> None:
+    """Exactly `period` values give one mean, at the last index."""
+    x = np.arange(1.0, 11.0)
+    out = rolling_mean(x, 10)
+    assert np.isnan(out[:9]).all()
+    assert out[9] == 5.5
+
+
+def test_efficiency_ratio_does_not_depend_on_the_price_scale() -> None:
+    """A ratio of price moves: the same on prices 1e-12 times smaller (the window sums
+    keep their precision however small the moves are)."""
+    _, _, close = _synthetic("walk", 300)
+    np.testing.assert_allclose(
+        efficiency_ratio(close * 1e-12, 14), efficiency_ratio(close, 14), rtol=1e-9, equal_nan=True
+    )
 
 
 def test_efficiency_ratio_is_one_on_a_line_and_low_on_a_back_and_forth() -> None:
