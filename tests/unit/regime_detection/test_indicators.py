@@ -233,6 +233,17 @@ def test_efficiency_ratio_is_one_on_a_line_and_low_on_a_back_and_forth() -> None
     assert efficiency_ratio(close, 3)[-1] == pytest.approx(2 / 3)
 
 
+def test_efficiency_ratio_falls_to_zero_once_a_long_series_stalls() -> None:
+    """A lookback-sized series that climbs, then stops: every window with a move in it
+    went straight (1), every window wholly inside the stall scores exactly 0 (set, not
+    left to whatever memory the division would leave there)."""
+    for climb in range(100, 301, 10):  # lookbacks of 200 to 600 candles
+        close = np.concatenate((np.arange(float(climb)), np.full(climb, climb - 1.0)))
+        ratio = efficiency_ratio(close, 14)
+        assert (ratio[14 : climb + 13] == 1.0).all()
+        assert (ratio[climb + 13 :] == 0.0).all()
+
+
 def test_quantile_is_the_nearest_rank_value() -> None:
     """The typical level is a value of the data: the nearest rank, like numpy's 'nearest'."""
     x = np.random.default_rng(2).uniform(0, 1, 299)
