@@ -65,6 +65,8 @@ def decided_limits(decision: Mapping[str, Any]) -> DecidedLimits | None:
     numbers = [found.cap_share, found.var_limit_share, found.buy_fee_rate, *found.sigmas.values()]
     if not all(math.isfinite(n) and n >= 0 for n in [*numbers, *found.prices.values()]):
         return None
+    if not 0 < found.var_confidence < 1:  # VaR's quantile is undefined outside (0, 1)
+        return None
     return found
 
 

@@ -171,6 +171,11 @@ def test_the_limits_are_read_from_risks_answer() -> None:
         decision(X={"price": 1.0, "volatility_daily": math.nan}),
         decision(X={"price": math.inf, "volatility_daily": 0.1}),
         {"limits": decision()["limits"], "valuation": ["X"]},
+        *(
+            {**answer, "limits": {**answer["limits"], "var_confidence": confidence}}
+            for answer in [decision(X={"price": 1.0, "volatility_daily": 0.1})]
+            for confidence in (0.0, 1.0, 1.5)
+        ),
     ],
     ids=[
         "empty",
@@ -181,10 +186,14 @@ def test_the_limits_are_read_from_risks_answer() -> None:
         "nan",
         "inf",
         "valuation-not-object",
+        "confidence-0",
+        "confidence-1",
+        "confidence-above-1",
     ],
 )
 def test_an_answer_without_usable_limits_gives_none(answer: dict[str, Any]) -> None:
-    """Missing, malformed, negative or non-finite figures: no re-check is possible."""
+    """Missing, malformed, negative or non-finite figures, or a VaR confidence outside (0, 1)
+    (its quantile would raise inside the fill's transaction): no re-check is possible."""
     assert decided_limits(answer) is None
 
 
