@@ -166,5 +166,8 @@ def efficiency_ratio(close: FloatArray, period: int) -> FloatArray:
         return out
     path = _window_sums(np.abs(np.diff(close)), period)
     net = np.abs(close[period:] - close[:-period])
-    out[period:] = np.divide(net, path, out=np.zeros_like(net), where=path > 0)
+    # A flat window has no path (and so no net move either): divided by infinity, it is 0.
+    # (Not `np.divide(..., where=path > 0)`: its output holds whatever memory it was
+    # given wherever `where` is False, so a slip there would read garbage only sometimes.)
+    out[period:] = net / np.where(path > 0, path, np.inf)
     return out
