@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from risk_management.app import create_app
 from risk_management.config import Settings
-from risk_management.inputs import PriceReading, read_prices
+from risk_management.inputs import PriceReading, read_prices, read_volatilities
 
 from shared.auth import Role
 from shared.client import ServiceClient
@@ -258,3 +258,35 @@ async def test_a_symbol_missing_from_the_gateway_batch_has_no_price() -> None:
     market = MarketDataClient(gateway, simulator())
     readings = await read_prices(market, ["BTC-USD"])
     assert readings == {"BTC-USD": PriceReading(None, "no answer")}
+
+
+async def test_a_refused_gateway_batch_leaves_every_symbol_unread_with_its_reason() -> None:
+    """The gateway refusing the batch itself (a 4xx, not an outage: no fallback): every
+    symbol's price is missing with the gateway's words, and every volatility is None."""
+    problem = {
+        "type": "about:blank",
+        "title": "Unprocessable Content",
+        "status": 422,
+        "detail": "symbols: at most 100 BASE-QUOTE product ids",
+        "instance": "/api/v1/prices",
+        "trace_id": None,
+    }
+    check_answer("market_data", "GET", "/api/v1/prices", 422, "application/problem+json", problem)
+    check_answer("market_data", "GET", "/api/v1/ohlcv", 422, "application/problem+json", problem)
+    transport = HttpxTransport(
+        httpx.MockTransport(
+            lambda request: httpx.Response(
+                422, json=problem, headers={"content-type": "application/problem+json"}
+            )
+        )
+    )
+    gateway = ServiceClient.from_settings("market_data", Settings(), transport=transport)
+    market = MarketDataClient(gateway, simulator())
+    symbols = ["BTC-USD", "ETH-USD"]
+    prices = await read_prices(market, symbols)
+    assert set(prices) == set(symbols)
+    for reading in prices.values():
+        assert reading.quote is None
+        assert reading.problem is not None
+        assert "symbols: at most 100 BASE-QUOTE product ids" in reading.problem
+    assert await read_volatilities(market, symbols, 3600, 30) == dict.fromkeys(symbols)

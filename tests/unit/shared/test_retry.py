@@ -154,3 +154,11 @@ async def test_jitter_spreads_each_wait_between_half_and_all_of_the_backoff(
 def test_backoff_doubles_and_is_capped() -> None:
     """Attempt n waits at most initial x 2^(n-1), never more than max_backoff."""
     assert [POLICY.backoff(n, 1.0) for n in (1, 2, 3, 4, 9)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+
+
+async def test_without_backoff_the_retries_go_on_until_the_deadline(clock: FakeClock) -> None:
+    """`RETRY_INITIAL_BACKOFF_SECONDS=0` is allowed: no wait at all, so the retries go on
+    while any time is left, however little (here half a second)."""
+    script = Script(busy(), busy(), clock=clock)
+    no_wait = RetryPolicy(attempts=4, initial_backoff=0.0, max_backoff=0.0)
+    assert await run(script, policy=no_wait, timeout=0.5) == ("answer", [0.0, 0.0])
