@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from shared.app import VERSION, AppState
 from shared.breaker import CircuitBreaker
@@ -220,3 +220,18 @@ async def test_livez_answers_while_health_is_unhealthy() -> None:
         ready = await client.get("/health")
     assert (live.status_code, live.json()) == (200, {"status": "alive"})
     assert ready.status_code == 503
+
+
+def test_the_services_routes_are_matched_before_health_and_metrics() -> None:
+    # FastAPI tries an app's routers in the order they were included, and nearly every
+    # request is a service route: /health and /metrics go last (~100 k instructions per
+    # request saved, 5% of a trade). The document lists paths in that order (/metrics is
+    # not in it).
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/thing")
+    async def thing() -> dict[str, bool]:
+        return {"ok": True}
+
+    paths = list(app_with(router).openapi()["paths"])
+    assert paths.index("/api/v1/thing") < paths.index("/health")
