@@ -17,7 +17,7 @@ from execution.service import TradeService
 from execution.trading_state import TradingStateStore
 from execution.watch import HealthWatch
 from shared.app import AppState, lifespan_state
-from shared.auth import TraderDep
+from shared.auth import Caller, KeyCheck, Role
 from shared.client import ServiceClient
 
 
@@ -83,13 +83,23 @@ async def get_regime_client(request: Request) -> ServiceClient:
     return state(request)["regime_client"]
 
 
-async def admit_order(request: Request, caller: TraderDep) -> None:
-    """A caller over MAX_ORDERS_PER_MINUTE gets a 429 before anything is written.
+class OrderAdmission(KeyCheck):
+    """The trader key check, then the order rate: over MAX_ORDERS_PER_MINUTE is a 429
+    before anything is written.
 
     The caller is its API key (checked first, so requests without a valid key never use
-    up anyone's budget): behind a load balancer every request has the same address.
+    up anyone's budget): behind a load balancer every request has the same address. One
+    dependency, not the key check plus a second one taking it: each dependency is a pass
+    of FastAPI's solver (about 2% of a trade's instructions for the two saved).
     """
-    state(request)["order_rate"].admit(caller.key_id)
+
+    def __init__(self) -> None:
+        super().__init__(Role.TRADER)
+
+    async def __call__(self, request: Request) -> Caller:
+        caller = await super().__call__(request)
+        state(request)["order_rate"].admit(caller.key_id)
+        return caller
 
 
 TradesDep = Annotated[TradeService, Depends(get_trades)]
@@ -102,3 +112,5 @@ EventsDep = Annotated[EventBus, Depends(get_events)]
 TradingDep = Annotated[TradingStateStore, Depends(get_trading)]
 WatchDep = Annotated[HealthWatch, Depends(get_watch)]
 RegimeClientDep = Annotated[ServiceClient, Depends(get_regime_client)]
+# A trader key within its order rate (`POST /trade`).
+AdmittedTraderDep = Annotated[Caller, Depends(OrderAdmission())]

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from execution.deps import (
     AccountsDep,
+    AdmittedTraderDep,
     EventsDep,
     HistoryDep,
     LedgerDep,
@@ -22,7 +23,6 @@ from execution.deps import (
     TradingDep,
     ValuerDep,
     WatchDep,
-    admit_order,
 )
 from execution.idempotency import scoped_key
 from execution.orders import OrderBook, OrderFilter
@@ -37,7 +37,7 @@ from execution.schemas import (
     TradingStateIn,
     TradingStateOut,
 )
-from shared.auth import AdminDep, TraderDep, ViewerDep
+from shared.auth import AdminDep, ViewerDep
 from shared.bodies import JsonRoute
 from shared.errors import InvalidRequestError
 from shared.market.models import Symbol
@@ -72,12 +72,11 @@ IdempotencyKey = Annotated[
         429: {"description": "Over MAX_ORDERS_PER_MINUTE: nothing done; see Retry-After"},
         503: {"description": "Risk unreachable: no trade; see Retry-After"},
     },
-    dependencies=[Depends(admit_order)],
 )
 async def trade(
     body: TradeRequest,
     trades: TradesDep,
-    caller: TraderDep,
+    caller: AdmittedTraderDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONBytes:
     """Ask Risk, fill on the paper broker, record the order (FILLED or REJECTED)."""

@@ -14,6 +14,8 @@ from execution.migrate import migrate
 from execution.protections import Marks, ProtectionLimits, Protections, assess
 from execution.ratelimit import OrderRateLimiter, TooManyOrdersError
 
+from shared.auth import API_KEY_HEADER, Role
+from tests.support.keys import headers
 from tests.support.servers import ThreadServer
 from tests.unit.execution.conftest import StartApp, fresh_database
 from tests.unit.execution.stubs import GatewayStub, RiskStub
@@ -79,9 +81,11 @@ async def test_the_timer_halts_once_and_it_sticks(backend: str, tmp_path: Path) 
             await db.dispose()
 
 
-async def trade(client: httpx.AsyncClient, side: str, amount: float) -> httpx.Response:
+async def trade(
+    client: httpx.AsyncClient, side: str, amount: float, key: dict[str, str] | None = None
+) -> httpx.Response:
     body = {"symbol": "DOGE-USD", "side": side, "amount": amount}
-    return await client.post("/api/v1/trade", json=body)
+    return await client.post("/api/v1/trade", json=body, headers=key)
 
 
 async def test_a_buy_and_a_sell_trip_the_daily_loss(
@@ -138,3 +142,22 @@ async def test_the_sixth_trade_in_a_minute_is_a_429_that_writes_nothing(
         orders = (await client.get("/api/v1/orders")).json()["orders"]
     assert len(orders) == 5
     assert len(risk.requests) == 5
+
+
+async def test_the_order_rate_is_per_key_and_refused_keys_spend_none_of_it(
+    start: StartApp, risk: RiskStub
+) -> None:
+    """MAX_ORDERS_PER_MINUTE=2 per trader key; a bad key (401) or a viewer's (403) is
+    refused before it counts, and a second trader key has its own budget."""
+    first, second = headers(Role.TRADER, 0), headers(Role.TRADER, 1)
+    async with start(max_orders_per_minute=2) as client:
+        for _ in range(3):
+            assert (await trade(client, "buy", 10, {API_KEY_HEADER: "nope"})).status_code == 401
+            assert (await trade(client, "buy", 10, headers(Role.VIEWER))).status_code == 403
+        assert [(await trade(client, "buy", 10, first)).status_code for _ in range(3)] == [
+            201,
+            201,
+            429,
+        ]
+        assert (await trade(client, "buy", 10, second)).status_code == 201
+    assert len(risk.requests) == 3
