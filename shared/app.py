@@ -97,6 +97,9 @@ def build_app(
         description=description,
         version=VERSION,
         lifespan=traced,
+        # The spans and metrics are `TraceMiddleware`'s; FastAPI's own OpenTelemetry
+        # would be a second set, and its check for a global provider runs per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,  # served by `install_docs`, from the repository rather than a CDN
         redoc_url=None,
     )

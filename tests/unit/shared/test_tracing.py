@@ -6,6 +6,9 @@ import asyncio
 import logging
 import os
 import re
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -220,3 +223,43 @@ def test_forked_child_makes_its_own_trace_ids() -> None:
         child_id = pipe.read().decode()
     assert NEW_ID.fullmatch(child_id)
     assert child_id != new_trace_id()
+
+
+def test_fastapi_s_own_telemetry_stays_off_under_a_global_tracer_provider() -> None:
+    """The spans are `TraceMiddleware`'s alone: with a global OTel tracer provider set (a
+    host's auto-instrumentation, say), FastAPI's native telemetry would trace each request
+    a second time. Run in a child process: the global provider can be set only once."""
+    script = textwrap.dedent(
+        """
+        import asyncio
+        from fastapi import APIRouter
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+        from tests.unit.shared.apps import app_with, client_of
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        router = APIRouter()
+
+        @router.get("/thing")
+        async def thing() -> dict[str, bool]:
+            return {"ok": True}
+
+        async def main() -> None:
+            async with client_of(app_with(router)) as client:
+                assert (await client.get("/thing")).status_code == 200
+
+        asyncio.run(main())
+        print([span.name for span in exporter.get_finished_spans()])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
