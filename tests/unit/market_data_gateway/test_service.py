@@ -120,3 +120,18 @@ async def test_incomplete_candles_cached_briefly(
     clock.advance(1.5)
     await gateway.get(OHLCV)
     assert fake.count("/candles") == 2
+
+
+async def test_a_batch_answers_cached_symbols_at_once_and_reads_the_rest(
+    cached_gateway: httpx.AsyncClient, fake: FakeCoinbase
+) -> None:
+    """Cached symbols are hits, the others one miss and one source call each; the answer
+    keeps the order asked for, repeats once."""
+    await cached_gateway.get("/api/v1/price/ETH-USD")  # a miss: now cached
+    symbols = "SOL-USD,ETH-USD,BTC-USD,ETH-USD"
+    answer = await cached_gateway.get("/api/v1/prices", params={"symbols": symbols})
+    assert list(answer.json()["prices"]) == ["SOL-USD", "ETH-USD", "BTC-USD"]
+    counted = parse_metrics((await cached_gateway.get("/metrics")).text)
+    assert counted.total("gateway_cache_requests_total", kind="price", result="hit") == 1
+    assert counted.total("gateway_cache_requests_total", kind="price", result="miss") == 3
+    assert fake.count("/ticker") == 3
