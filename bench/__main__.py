@@ -6,6 +6,10 @@ stack with `OBSERVABILITY=false` (no metrics, no spans) for the trade path (and,
 `--postgres`, the trade path again on a fresh PostgreSQL database), then the stampede
 check on the gateway. Prints the table and the ratios, writes the JSON, and exits 1 if
 any run had errors or the stack could not be started.
+
+`--against CHECKOUT` instead compares this checkout's trade path with another's (main
+before a change, say): both stacks up at once beside the bare chain, measured in the same
+rounds, each round's ratios differenced, so a change is told from the machine's drift.
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="rounds per target: the table keeps the best, a ratio is the median of rounds",
+        default=None,
+        help="rounds per target: the table keeps the best, a ratio is the median of rounds "
+        "(default 3; 12 with --against)",
     )
     parser.add_argument(
         "--only",
@@ -78,6 +83,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0,
         help="instead: count the instructions of TRADES sequential trades in each service "
         "(valgrind's callgrind; immune to the machine's load, minutes per run)",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKOUT",
+        help="instead: this checkout's trade path against CHECKOUT's (another clone or "
+        "`git worktree` of the repository, with `make install` run in it), both stacks "
+        "up at once and measured in the same rounds beside the bare chain",
     )
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator")
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
@@ -125,13 +138,17 @@ def real_targets(servers: list[stack.Server], name: str, full: bool) -> list[tar
 
 
 def start_real(
-    env: dict[str, str], logs: Path, es: ExitStack, what: str = "the real stack"
+    env: dict[str, str],
+    logs: Path,
+    es: ExitStack,
+    what: str = "the real stack",
+    repo: Path = stack.REPO,
 ) -> list[stack.Server]:
-    """Start the real stack inside `es` and check one trade goes through."""
+    """Start `repo`'s real stack inside `es` and check one trade goes through."""
     say(f"starting {what} ({env['DATABASE_URL'].split(':', 1)[0]} ledger)")
     stack.flush_redis(env["REDIS_URL"])
     es.callback(stack.flush_redis, env["REDIS_URL"])
-    servers = stack.real_stack(logs, env)
+    servers = stack.real_stack(logs, env, repo=repo)
     es.enter_context(stack.running(servers))
     profile.check_trade(servers[-1].url, say)
     return servers
@@ -187,6 +204,75 @@ def start_unobserved(args: argparse.Namespace, logs: Path, es: ExitStack) -> tar
     return replace(trade, label=label, servers=tuple(servers))
 
 
+def measure_against(
+    driver: Driver, cfg: RunConfig, logs: Path, args: argparse.Namespace
+) -> list[Measured]:
+    """The bare chain, this checkout's trade path and `args.against`'s, in the same rounds.
+
+    Both stacks stay up throughout (one idles while the other is measured), each on its
+    own Redis database and SQLite ledger, with the same settings and keys (a checkout
+    from before the keys ignores them).
+    """
+    other_logs = logs / "against"
+    other_logs.mkdir()
+    ours = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}", args.service_env)
+    theirs = real_env(
+        args.unobserved_redis_url, f"sqlite:///{other_logs / 'ledger.db'}", args.service_env
+    )
+    bare = stack.bare_chain(logs)
+    with stack.running(bare), ExitStack() as es:
+        mine = start_real(ours, logs, es, "this checkout's stack")
+        other = start_real(theirs, other_logs, es, f"{args.against}'s stack", args.against)
+        group = [
+            replace(targets.bare_chain(bare[-1].url), servers=tuple(bare)),
+            replace(targets.trade(mine[-1].url), servers=tuple(mine)),
+            replace(
+                targets.trade(other[-1].url, "trade-against"),
+                label=f"POST /api/v1/trade ({args.against})",
+                servers=tuple(other),
+            ),
+        ]
+        say("measuring")
+        return targets.measure_rounds(driver, group, cfg, say)
+
+
+def run_against(
+    driver: Driver, cfg: RunConfig, logs: Path, args: argparse.Namespace, machine: dict[str, Any]
+) -> int:
+    """`--against`: measure, print both sides and their paired difference, write the JSON."""
+    this, other = report.git_commit(), report.git_commit(args.against)
+    try:
+        measured = measure_against(driver, cfg, logs, args)
+    except (RuntimeError, TimeoutError) as exc:
+        say(f"FAILED {exc}")
+        return 1
+    say(report.table(measured, cfg.concurrency))
+    say(report.cpu_lines(measured, cfg.concurrency))
+    bare, mine, theirs = measured
+    pairs = report.against(mine, theirs, bare)
+    say(report.against_lines(pairs, f"this ({this})", f"other ({other})"))
+    errors = sum(m.errors for m in measured)
+    compared = [
+        {
+            "name": p.name,
+            "this": round(p.this, 3),
+            "other": round(p.other, 3),
+            "differences": [round(d, 3) for d in p.differences],
+            "median": round(p.median, 3),
+            "stderr": round(p.stderr, 3),
+        }
+        for p in pairs
+    ]
+    extra = {
+        "config": asdict(cfg),
+        "errors": errors,
+        "against": {"this": this, "other": other, "path": str(args.against), "pairs": compared},
+    }
+    doc = report.results_json(measured, [], machine, extra)
+    say(f"results: {report.write_results(doc, args.results_dir, suffix='-against')}")
+    return 1 if errors else 0
+
+
 def measure_postgres(
     driver: Driver, cfg: RunConfig, logs: Path, args: argparse.Namespace
 ) -> list[Measured]:
@@ -231,9 +317,8 @@ def main(argv: list[str]) -> int:
     only = set(filter(None, args.only.split(","))) or {"bare", "real", "unobserved", "stampede"}
     if args.postgres:
         only.add("postgres")
-    cfg = RunConfig(
-        args.concurrency, args.duration, args.c1_duration, args.warm, rounds=args.rounds
-    )
+    rounds = args.rounds or (12 if args.against else 3)
+    cfg = RunConfig(args.concurrency, args.duration, args.c1_duration, args.warm, rounds=rounds)
     wrk = None if args.python_load else ensure_wrk(say)
     machine = report.machine_info("wrk" if wrk else "python")
     # wrk needs little CPU: on a small machine one thread leaves the cores to the servers.
@@ -246,6 +331,8 @@ def main(argv: list[str]) -> int:
     if args.instructions:
         env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}", args.service_env)
         return instructions.run(args.instructions, logs, env, say)
+    if args.against:
+        return run_against(driver, cfg, logs, args, machine)
     if args.profile:
         if not args.postgres:
             env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}", args.service_env)

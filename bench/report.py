@@ -188,22 +188,73 @@ def machine_info(driver: str) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "load_driver": driver,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
     }
 
 
-def _git_commit() -> str:
+def git_commit(repo: Path = RESULTS_DIR.parent.parent) -> str:
+    """The short commit `repo` has checked out, "-dirty" with uncommitted changes
+    ("unknown" outside git)."""
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "describe", "--always", "--dirty"],
             capture_output=True,
             text=True,
             timeout=5,
-            cwd=RESULTS_DIR.parent.parent,
+            cwd=repo,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return done.stdout.strip() or "unknown"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One ratio to the bare chain for two checkouts measured in the same rounds."""
+
+    name: str
+    this: float  # the median of this checkout's per-round ratios
+    other: float  # the same for the other checkout
+    # Per round, this checkout's ratio minus the other's: both were measured within
+    # seconds of each other and of the same round's bare chain.
+    differences: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.differences)
+
+    @property
+    def stderr(self) -> float:
+        """The standard error of the mean difference: what the rounds could resolve."""
+        n = len(self.differences)
+        return statistics.stdev(self.differences) / n**0.5 if n > 1 else float("nan")
+
+
+def against(this: Measured, other: Measured, bare: Measured) -> list[Paired]:
+    """This checkout's trade path against another's, round by round (`--against`)."""
+    if not (len(this.per_round) == len(other.per_round) == len(bare.per_round) > 0):
+        raise ValueError("the three targets must have been measured in the same rounds")
+    out = []
+    for field, name in ((0, "trade / bare chain, rps@c32"), (1, "trade / bare chain, p50@c1")):
+        ours, theirs = (
+            [r[field] / b[field] for r, b in zip(m.per_round, bare.per_round, strict=True)]
+            for m in (this, other)
+        )
+        differences = tuple(a - b for a, b in zip(ours, theirs, strict=True))
+        out.append(Paired(name, statistics.median(ours), statistics.median(theirs), differences))
+    return out
+
+
+def against_lines(pairs: Sequence[Paired], this: str, other: str) -> str:
+    """The comparison as text: each side's ratio and the paired difference."""
+    lines = [f"{'ratio':<30} {this:>12} {other:>12}  difference (median; mean ± s.e.)"]
+    for p in pairs:
+        mean = statistics.mean(p.differences)
+        lines.append(
+            f"{p.name:<30} {p.this:12.3f} {p.other:12.3f}  "
+            f"{p.median:+.3f}; {mean:+.3f} ± {p.stderr:.3f} over {len(p.differences)} rounds"
+        )
+    return "\n".join(lines)
 
 
 def results_json(
@@ -243,12 +294,14 @@ def results_json(
     }
 
 
-def write_results(doc: Mapping[str, Any], directory: Path = RESULTS_DIR) -> Path:
-    """Write `doc` to a timestamped file and to `latest.json`; return the timestamped path."""
+def write_results(doc: Mapping[str, Any], directory: Path = RESULTS_DIR, suffix: str = "") -> Path:
+    """Write `doc` to a timestamped file and, unless it has a `suffix` (an A/B run, not
+    the table's), to `latest.json`; return the timestamped path."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = directory / f"bench-{stamp}.json"
+    path = directory / f"bench-{stamp}{suffix}.json"
     text = json.dumps(doc, indent=2) + "\n"
     path.write_text(text)
-    (directory / "latest.json").write_text(text)
+    if not suffix:
+        (directory / "latest.json").write_text(text)
     return path

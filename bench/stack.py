@@ -57,6 +57,10 @@ class Server:
     wrap: Sequence[str] = ()
     # Put before the interpreter itself, e.g. valgrind (see `bench.instructions`).
     launcher: Sequence[str] = ()
+    # Whose code runs: this checkout with this interpreter, or another checkout with its
+    # own venv's (`python -m bench --against`).
+    python: str = sys.executable
+    pythonpath: Path = REPO
     # uvicorn re-raises the signal after its graceful exit: SIGTERM then kills the process
     # outright, SIGINT becomes a KeyboardInterrupt a wrapper (pyinstrument) can catch.
     stop_signal: int = signal.SIGTERM
@@ -72,13 +76,13 @@ class Server:
         return self.log_dir / f"{self.name}.log"
 
     def command(self) -> list[str]:
-        cmd = [*self.launcher, sys.executable, *self.wrap, "-m", "uvicorn", self.target]
+        cmd = [*self.launcher, self.python, *self.wrap, "-m", "uvicorn", self.target]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), *UVICORN_FLAGS]
         cmd += ["--log-level", "warning"]
         return [*cmd, "--factory"] if self.factory else cmd
 
     def start(self) -> Server:
-        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
+        env = {**os.environ, "PYTHONPATH": str(self.pythonpath), **self.env}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.command(), cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -166,13 +170,36 @@ SERVICES = (
 )
 
 
+def checkout_python(repo: Path) -> str:
+    """The interpreter that runs `repo`'s services: this one for this checkout, else the
+    other checkout's own venv (its locked dependencies, which may differ from ours)."""
+    if repo.resolve() == REPO:
+        return sys.executable
+    python = repo / ".venv" / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"{repo} has no .venv: run `make install` in it first")
+    return str(python)
+
+
 def real_stack(
-    log_dir: Path, env: Mapping[str, str], wrap: Mapping[str, Sequence[str]] | None = None
+    log_dir: Path,
+    env: Mapping[str, str],
+    wrap: Mapping[str, Sequence[str]] | None = None,
+    repo: Path = REPO,
 ) -> list[Server]:
-    """The four services as `uvicorn main:app` from their folders, wired to each other."""
+    """The four services as `uvicorn main:app` from `repo`'s folders, wired to each other."""
     wrap = wrap or {}
+    python = checkout_python(repo)
     servers = [
-        Server(name, "main:app", log_dir, cwd=REPO / folder, wrap=wrap.get(name, ()))
+        Server(
+            name,
+            "main:app",
+            log_dir,
+            cwd=repo / folder,
+            wrap=wrap.get(name, ()),
+            python=python,
+            pythonpath=repo,
+        )
         for name, folder in SERVICES
     ]
     for server in servers:

@@ -12,6 +12,8 @@ from bench.load import LoadResult
 from bench.report import (
     Measured,
     Ratio,
+    against,
+    against_lines,
     best_of,
     cpu_lines,
     ratios,
@@ -159,3 +161,34 @@ def test_targets_of_different_sessions_are_not_paired() -> None:
     checks = {r.name: r for r in ratios({"bare-chain": bare, "trade-postgres": trade})}
     assert checks["trade-postgres/bare-chain rps@c32"].value == pytest.approx(0.5)
     assert checks["trade-postgres/bare-chain rps@c32"].rounds == ()
+
+
+def rounds(name: str, per_round: list[tuple[float, float]]) -> Measured:
+    """A target measured round by round: (rps at c=32, p50 at c=1) per round."""
+    return replace(target(name, *per_round[0]), per_round=tuple(per_round), rounds=len(per_round))
+
+
+def test_against_differences_each_rounds_ratios_to_the_same_bare_chain() -> None:
+    """Each round's trade/bare ratios of the two checkouts are differenced in that round:
+    a round where the machine was slow for everyone moves neither difference."""
+    bare = rounds("bare-chain", [(1000, 1.0), (500, 2.0), (1000, 1.0)])  # round 2 is slow
+    this = rounds("trade", [(600, 1.5), (300, 3.0), (620, 1.6)])
+    other = rounds("trade-against", [(700, 1.4), (350, 2.8), (700, 1.4)])
+    rps, p50 = against(this, other, bare)
+    assert (rps.this, rps.other) == pytest.approx((0.6, 0.7))
+    assert rps.differences == pytest.approx((-0.1, -0.1, -0.08))
+    assert rps.median == pytest.approx(-0.1)
+    assert p50.differences == pytest.approx((0.1, 0.1, 0.2))
+    assert p50.median == pytest.approx(0.1)
+    # mean 0.1333, sample stdev 0.0577, over sqrt(3) rounds
+    assert p50.stderr == pytest.approx(0.0577 / 3**0.5, abs=1e-4)
+    text = against_lines([rps, p50], "this (abc)", "other (def)")
+    assert "+0.100; +0.133 ± 0.033 over 3 rounds" in text
+    assert "this (abc)" in text.splitlines()[0]
+
+
+def test_against_needs_the_same_rounds_on_every_side() -> None:
+    """Targets from different sessions cannot be paired round by round."""
+    bare = rounds("bare-chain", [(1000, 1.0), (1000, 1.0)])
+    with pytest.raises(ValueError, match="same rounds"):
+        against(rounds("trade", [(600, 1.5)]), rounds("trade-against", [(600, 1.5)]), bare)

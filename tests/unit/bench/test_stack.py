@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.stack import Server, process_cpu_seconds
+from bench.stack import REPO, Server, process_cpu_seconds, real_stack
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
@@ -31,3 +31,30 @@ def test_servers_run_uvicorn_with_uvloop_and_httptools(tmp_path: Path) -> None:
     assert "--host 127.0.0.1 --port 8123" in joined
     assert "--loop uvloop --http httptools --no-access-log" in joined
     assert cmd[-1] == "--factory"
+
+
+def test_another_checkouts_stack_runs_its_code_with_its_own_venv(tmp_path: Path) -> None:
+    """`--against`: each service of the other checkout starts from that checkout's folder,
+    with its code first on the path and its venv's interpreter; this checkout's stack
+    keeps this interpreter."""
+    other = tmp_path / "base"
+    (other / ".venv" / "bin").mkdir(parents=True)
+    (other / ".venv" / "bin" / "python").touch()
+    servers = real_stack(tmp_path, {"X": "1"}, repo=other)
+    assert [s.cwd for s in servers] == [
+        other / "market-data-gateway",
+        other / "regime-detection",
+        other / "risk-management",
+        other / "execution",
+    ]
+    assert {s.pythonpath for s in servers} == {other}
+    assert {s.command()[0] for s in servers} == {str(other / ".venv" / "bin" / "python")}
+    ours = real_stack(tmp_path, {})
+    assert {s.command()[0] for s in ours} == {sys.executable}
+    assert {s.pythonpath for s in ours} == {REPO}
+
+
+def test_a_checkout_without_a_venv_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """Running another checkout's services needs its dependencies installed."""
+    with pytest.raises(RuntimeError, match="make install"):
+        real_stack(tmp_path, {}, repo=tmp_path)
