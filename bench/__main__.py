@@ -82,7 +82,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="TRADES",
         default=0,
         help="instead: count the instructions of TRADES sequential trades in each service "
-        "(valgrind's callgrind; immune to the machine's load, minutes per run)",
+        "(valgrind's callgrind; immune to the machine's load, minutes per run); with "
+        "--against, CHECKOUT's stack counted the same way right after, and the ratio",
     )
     parser.add_argument(
         "--against",
@@ -90,7 +91,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="CHECKOUT",
         help="instead: this checkout's trade path against CHECKOUT's (another clone or "
         "`git worktree` of the repository, with `make install` run in it), both stacks "
-        "up at once and measured in the same rounds beside the bare chain",
+        "up at once and measured in the same rounds beside the bare chain (with "
+        "--instructions: both counted)",
     )
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator")
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
@@ -329,8 +331,11 @@ def main(argv: list[str]) -> int:
 
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     if args.instructions:
-        env = real_env(args.redis_url, f"sqlite:///{logs / 'ledger.db'}", args.service_env)
-        return instructions.run(args.instructions, logs, env, say)
+        envs = [
+            real_env(url, f"sqlite:///{logs / name / 'ledger.db'}", args.service_env)
+            for url, name in ((args.redis_url, "this"), (args.unobserved_redis_url, "against"))
+        ]
+        return instructions.run(args.instructions, logs, envs, say, args.against)
     if args.against:
         return run_against(driver, cfg, logs, args, machine)
     if args.profile:

@@ -5,9 +5,10 @@ shares it; instructions executed do not. Each service runs under valgrind's call
 (Debian's `valgrind`) with counting off while it starts; `callgrind_control` turns it on
 after a warm-up, zeroes it, and dumps it after `N` sequential trades, so the dump holds
 exactly those trades' instructions, every thread included (the ledger's writer thread
-too). Two runs of the same code agree to a few percent: time-keyed caches (the
-gateway's price bucket, regime's answers) expire more often under valgrind's slowness,
-the same way in both. Compare versions run back to back; read the ratios.
+too). The services' timeouts and cache lifetimes are stretched by the same factor as
+valgrind slows them, so a counted trade meets the caches as a trade at full speed does.
+With `--against CHECKOUT` the other checkout's stack is counted the same way right after,
+and the ratio printed. Compare versions counted back to back; read the ratios.
 
 Used to find where the trade path's CPU went (see the README's Performance section):
 wall-clock runs on a loaded machine could not tell 10% apart, these can.
@@ -22,11 +23,21 @@ from pathlib import Path
 
 import httpx
 
-from bench import stack, targets
+from bench import report, stack, targets
 
 WARM_TRADES = 25
-# Under valgrind a service starts in minutes and answers in tenths of seconds.
-SLOW = {"SERVICE_TIMEOUT_SECONDS": "300", "RETRY_MAX_ATTEMPTS": "1"}
+# Under valgrind a service starts in minutes and answers in tenths of seconds, so its
+# timeouts and cache lifetimes are stretched to match. At full speed a trade's price read
+# is all but always cached (hundreds of trades share each second's price); with the
+# 1-second lifetime most valgrind trades missed it and counted the source behind it: a
+# trade counted 7.11 M instructions with it against 6.86 M stretched, and the gap to an
+# older version came out at a third of the CPU's.
+SLOW = {
+    "SERVICE_TIMEOUT_SECONDS": "300",
+    "RETRY_MAX_ATTEMPTS": "1",
+    "PRICE_TTL_SECONDS": "300",
+    "OHLCV_INCOMPLETE_TTL_SECONDS": "600",
+}
 
 
 def _control(servers: Sequence[stack.Server], *args: str) -> list[subprocess.Popen[bytes]]:
@@ -49,13 +60,45 @@ def _summary(path: Path) -> int:
     raise ValueError(f"{path}: no summary line")
 
 
-def run(trades: int, logs: Path, env: dict[str, str], say: Callable[[str], None]) -> int:
-    """Count `trades` sequential trades' instructions in each service and print them."""
+def run(
+    trades: int,
+    logs: Path,
+    envs: Sequence[dict[str, str]],
+    say: Callable[[str], None],
+    against: Path | None = None,
+) -> int:
+    """Count `trades` sequential trades' instructions in each service and print them: this
+    checkout's with `envs[0]`, then, with `against`, that checkout's with `envs[1]`."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         say("valgrind is missing: apt-get install valgrind")
         return 1
     stack.START_TIMEOUT = stack.STOP_TIMEOUT = 600.0
-    servers = stack.real_stack(logs, {**env, **SLOW})
+    repos = [stack.REPO] if against is None else [stack.REPO, against]
+    totals = []
+    for repo, env in zip(repos, envs, strict=False):
+        folder = logs / ("against" if repo != stack.REPO else "this")
+        folder.mkdir()
+        say(f"{repo} ({report.git_commit(repo)}):")
+        try:
+            counts = count(trades, folder, env, say, repo)
+        except RuntimeError as exc:
+            say(f"FAILED {exc}")
+            return 1
+        for name, n in counts.items():
+            say(f"  {name:10s} {n / 1e6:6.2f} M instructions per trade")
+        totals.append(sum(counts.values()))
+        per_trade = totals[-1] / 1e6
+        say(f"  {'trade':10s} {per_trade:6.2f} M instructions per trade (c=1, {trades} trades)")
+    if len(totals) == 2:
+        say(f"this / {against}: {totals[0] / totals[1]:.3f} of the instructions per trade")
+    return 0
+
+
+def count(
+    trades: int, logs: Path, env: dict[str, str], say: Callable[[str], None], repo: Path
+) -> dict[str, float]:
+    """Instructions per trade in each service of `repo`'s stack, counted by callgrind."""
+    servers = stack.real_stack(logs, {**env, **SLOW}, repo=repo)
     for server in servers:
         out = logs / f"callgrind.{server.name}.%p"
         server.launcher = (
@@ -87,15 +130,11 @@ def run(trades: int, logs: Path, env: dict[str, str], say: Callable[[str], None]
         for done in _control(servers, "--dump"):
             done.wait(timeout=600)
     stack.flush_redis(env["REDIS_URL"])
-    total = 0.0
+    counts = {}
     for server in servers:
         # The dump asked for is `<out>.<pid>.1`; the file at exit holds the shutdown.
         dumps = sorted(logs.glob(f"callgrind.{server.name}.*.1"))
         if not dumps:
-            say(f"{server.name}: no dump written (see {server.log_path})")
-            return 1
-        count = _summary(dumps[0]) / trades
-        total += count
-        say(f"  {server.name:10s} {count / 1e6:6.2f} M instructions per trade")
-    say(f"  {'trade':10s} {total / 1e6:6.2f} M instructions per trade (c=1, {trades} trades)")
-    return 0
+            raise RuntimeError(f"{server.name}: no dump written (see {server.log_path})")
+        counts[server.name] = _summary(dumps[0]) / trades
+    return counts
