@@ -331,11 +331,16 @@ def main(argv: list[str]) -> int:
 
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     if args.instructions:
-        envs = [
-            real_env(url, f"sqlite:///{logs / name / 'ledger.db'}", args.service_env)
-            for url, name in ((args.redis_url, "this"), (args.unobserved_redis_url, "against"))
-        ]
-        return instructions.run(args.instructions, logs, envs, say, args.against)
+        counted = [(stack.REPO, "this", args.redis_url)]
+        if args.against:
+            counted.append((args.against, "against", args.unobserved_redis_url))
+        checkouts = []
+        for repo, name, redis_url in counted:
+            folder = logs / name
+            folder.mkdir()
+            env = real_env(redis_url, f"sqlite:///{folder / 'ledger.db'}", args.service_env)
+            checkouts.append((repo, folder, env))
+        return instructions.run(args.instructions, checkouts, say)
     if args.against:
         return run_against(driver, cfg, logs, args, machine)
     if args.profile:

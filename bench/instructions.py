@@ -62,22 +62,18 @@ def _summary(path: Path) -> int:
 
 def run(
     trades: int,
-    logs: Path,
-    envs: Sequence[dict[str, str]],
+    checkouts: Sequence[tuple[Path, Path, dict[str, str]]],
     say: Callable[[str], None],
-    against: Path | None = None,
 ) -> int:
-    """Count `trades` sequential trades' instructions in each service and print them: this
-    checkout's with `envs[0]`, then, with `against`, that checkout's with `envs[1]`."""
+    """Count `trades` sequential trades' instructions in each service of each checkout
+    (repository, log folder, environment), one after the other, and print them; for two,
+    the ratio of the first to the second."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         say("valgrind is missing: apt-get install valgrind")
         return 1
     stack.START_TIMEOUT = stack.STOP_TIMEOUT = 600.0
-    repos = [stack.REPO] if against is None else [stack.REPO, against]
     totals = []
-    for repo, env in zip(repos, envs, strict=False):
-        folder = logs / ("against" if repo != stack.REPO else "this")
-        folder.mkdir()
+    for repo, folder, env in checkouts:
         say(f"{repo} ({report.git_commit(repo)}):")
         try:
             counts = count(trades, folder, env, say, repo)
@@ -90,7 +86,8 @@ def run(
         per_trade = totals[-1] / 1e6
         say(f"  {'trade':10s} {per_trade:6.2f} M instructions per trade (c=1, {trades} trades)")
     if len(totals) == 2:
-        say(f"this / {against}: {totals[0] / totals[1]:.3f} of the instructions per trade")
+        other = checkouts[1][0]
+        say(f"this / {other}: {totals[0] / totals[1]:.3f} of the instructions per trade")
     return 0
 
 
